@@ -1,0 +1,104 @@
+"""Configuration, from the environment only: parsed once at start, every bad variable named in one error."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """One or more environment variables are missing or malformed; the message lists them all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    host: str
+    port: int
+    bootstrap_api_key: str | None
+    log_level: str
+    body_size_max_bytes: int
+    db_pool_size_max: int
+    db_statement_timeout_seconds: float
+    db_acquire_timeout_seconds: float
+    idempotency_ttl_seconds: int
+    shutdown_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def read(name: str, default: T, parse: Callable[[str], T], rule: str) -> T:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return parse(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r}: {rule}")
+                return default
+
+        def positive_int(raw: str) -> int:
+            value = int(raw)
+            if value <= 0:
+                raise ValueError(raw)
+            return value
+
+        def positive_float(raw: str) -> float:
+            value = float(raw)
+            if not value > 0:
+                raise ValueError(raw)
+            return value
+
+        def port(raw: str) -> int:
+            value = int(raw)
+            if not 0 < value < 65536:
+                raise ValueError(raw)
+            return value
+
+        def database_url(raw: str) -> str:
+            if not raw.startswith(("postgresql://", "postgres://")):
+                raise ValueError(raw)
+            return raw
+
+        def log_level(raw: str) -> str:
+            if raw.lower() not in LOG_LEVELS:
+                raise ValueError(raw)
+            return raw.lower()
+
+        def secret(raw: str) -> str:
+            if len(raw) < 32:
+                raise ValueError(raw)
+            return raw
+
+        settings = cls(
+            database_url=read("LEDGER_DATABASE_URL", None, database_url, "must be a postgresql:// URL"),
+            data_dir=read("LEDGER_DATA_DIR", Path(".ledger"), Path, "must be a path"),
+            host=read("LEDGER_HOST", "127.0.0.1", str, "must be an address"),
+            port=read("LEDGER_PORT", 8080, port, "must be a port number 1..65535"),
+            bootstrap_api_key=read("LEDGER_BOOTSTRAP_API_KEY", None, secret, "must be at least 32 characters"),
+            log_level=read("LEDGER_LOG_LEVEL", "info", log_level, f"must be one of {', '.join(LOG_LEVELS)}"),
+            body_size_max_bytes=read("LEDGER_BODY_SIZE_MAX_BYTES", 1024 * 1024, positive_int,
+                                     "must be a positive integer"),
+            db_pool_size_max=read("LEDGER_DB_POOL_SIZE_MAX", 10, positive_int, "must be a positive integer"),
+            db_statement_timeout_seconds=read("LEDGER_DB_STATEMENT_TIMEOUT_SECONDS", 5.0, positive_float,
+                                              "must be a positive number"),
+            db_acquire_timeout_seconds=read("LEDGER_DB_ACQUIRE_TIMEOUT_SECONDS", 2.0, positive_float,
+                                            "must be a positive number"),
+            idempotency_ttl_seconds=read("LEDGER_IDEMPOTENCY_TTL_SECONDS", 86400, positive_int,
+                                         "must be a positive integer"),
+            shutdown_timeout_seconds=read("LEDGER_SHUTDOWN_TIMEOUT_SECONDS", 10.0, positive_float,
+                                          "must be a positive number"),
+        )  # fmt: skip
+        if problems:
+            raise ConfigError("bad configuration:\n  " + "\n  ".join(problems))
+        return settings

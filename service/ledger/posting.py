@@ -1,0 +1,164 @@
+"""The posting engine: post a transaction, reverse one, read them back.
+
+The work happens in one database call per transaction (`ledger_post_transaction`, see
+migrations/0002_post_transaction.sql): it claims the idempotency key, locks the accounts in id order,
+checks and updates balances and writes the postings while no Python code runs between the locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ledger import sql
+from ledger.accounts import account_id
+from ledger.db import translate_errors
+from ledger.errors import NotFound
+from ledger.model import NewPosting, Page, Posting, Transaction, check_postings, new_transaction_id, reversal_of
+from ledger.pagination import decode_int_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
+
+# Ordered locks make deadlocks impossible by construction; this only absorbs the unforeseen, so that no
+# deadlock or serialization failure ever reaches a client as an error.
+_RETRIES_MAX = 3
+
+
+def request_fingerprint(*, method: str, route: str, body: Any) -> bytes:
+    """SHA-256 of method, route and the canonical (sorted-key) body: what makes two requests 'the same'."""
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(method.encode() + b"\n" + route.encode() + b"\n" + canonical).digest()
+
+
+async def post_transaction(
+    conn: asyncpg.Connection,
+    *,
+    postings: list[NewPosting],
+    idempotency_key: str,
+    fingerprint: bytes,
+    idempotency_scope: str = "",
+    idempotency_ttl: timedelta = timedelta(hours=24),
+    description: str | None = None,
+    reference: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    reverses: uuid.UUID | None = None,
+) -> tuple[Transaction, bool]:
+    """Post atomically, at most once per idempotency key. Returns the transaction and whether it is a replay
+    of an earlier request with the same key."""
+    check_postings(postings)
+    transaction_id = new_transaction_id()
+    metadata = metadata or {}
+    args = (
+        transaction_id, idempotency_scope, idempotency_key, fingerprint, idempotency_ttl,
+        [p.account for p in postings], [p.amount for p in postings], [p.currency for p in postings],
+        description, reference, metadata, reverses,
+    )  # fmt: skip
+    for attempt in range(1, _RETRIES_MAX + 1):
+        try:
+            with translate_errors():
+                rows = await conn.fetch(sql.POST_TRANSACTION, *args)
+            break
+        except asyncpg.exceptions.TransactionRollbackError:
+            if attempt == _RETRIES_MAX:
+                raise
+            log.warning("posting retried", extra={"fields": {"attempt": attempt}})
+            await asyncio.sleep(random.uniform(0.001, 0.005 * attempt))  # noqa: S311 (jitter, not crypto)
+    if rows[0]["replayed"]:
+        return await get_transaction(conn, transaction_id=rows[0]["transaction_id"]), True
+    transaction = Transaction(
+        id=transaction_id,
+        postings=[Posting(r["account"], r["amount"], r["currency"], r["balance_after"]) for r in rows],
+        description=description,
+        reference=reference,
+        metadata=metadata,
+        created_at=rows[0]["created_at"],
+        reverses=reverses,
+    )
+    return transaction, False
+
+
+async def reverse_transaction(
+    conn: asyncpg.Connection,
+    *,
+    transaction_id: uuid.UUID,
+    idempotency_key: str,
+    fingerprint: bytes,
+    idempotency_scope: str = "",
+    idempotency_ttl: timedelta = timedelta(hours=24),
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[Transaction, bool]:
+    """Post the negation of a transaction, once: a second reversal is refused (already-reversed)."""
+    original = await get_transaction(conn, transaction_id=transaction_id)
+    return await post_transaction(
+        conn,
+        postings=reversal_of(original),
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        idempotency_scope=idempotency_scope,
+        idempotency_ttl=idempotency_ttl,
+        description=description if description is not None else f"reversal of {original.id}",
+        metadata=metadata,
+        reverses=original.id,
+    )
+
+
+def _transactions(rows: list[asyncpg.Record]) -> dict[uuid.UUID, Transaction]:
+    found: dict[uuid.UUID, Transaction] = {}
+    for row in rows:
+        transaction = found.get(row["id"])
+        if transaction is None:
+            transaction = found[row["id"]] = Transaction(
+                id=row["id"],
+                postings=[],
+                description=row["description"],
+                reference=row["reference"],
+                metadata=row["metadata"],
+                created_at=row["created_at"],
+                reverses=row["reverses"],
+            )
+        transaction.postings.append(Posting(row["account"], row["amount"], row["currency"], row["balance_after"]))
+    return found
+
+
+async def get_transaction(conn: asyncpg.Connection, *, transaction_id: uuid.UUID) -> Transaction:
+    with translate_errors():
+        rows = await conn.fetch(sql.SELECT_TRANSACTIONS, [transaction_id])
+    if not rows:
+        raise NotFound(f"no transaction {transaction_id}")
+    return _transactions(rows)[transaction_id]
+
+
+async def list_transactions(
+    conn: asyncpg.Connection, *, account: str, limit: int, cursor: str | None
+) -> Page[Transaction]:
+    """The account's transactions, newest first.
+
+    Pages walk the account's postings by their sequence. A transaction may post to the same account
+    several times (contiguous sequences, at most 100), so the window is a little wider than the page, and
+    its last transaction, possibly cut in half by the window, is left for the next page."""
+    internal_id, _currency = await account_id(conn, code=account)
+    before = decode_int_cursor(cursor) if cursor else 2**63 - 1
+    window = limit + 100
+    with translate_errors():
+        rows = await conn.fetch(sql.SELECT_ACCOUNT_POSTINGS, internal_id, before, window)
+    lowest_sequence: dict[uuid.UUID, int] = {}
+    for row in rows:
+        lowest_sequence[row["transaction_id"]] = row["account_sequence"]  # descending: last seen is lowest
+    ids = list(lowest_sequence)
+    if len(rows) == window:
+        ids = ids[:-1]
+    page_ids = ids[:limit]
+    has_more = len(ids) > limit or len(rows) == window
+    with translate_errors():
+        found = _transactions(await conn.fetch(sql.SELECT_TRANSACTIONS, page_ids)) if page_ids else {}
+    next_cursor = encode_cursor(lowest_sequence[page_ids[-1]]) if has_more and page_ids else None
+    return Page([found[i] for i in page_ids], next_cursor)

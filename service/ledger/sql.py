@@ -1,0 +1,146 @@
+"""Every DML statement the service runs, as named constants: `$n` parameters, explicit columns.
+
+DDL lives only in `migrations/`. Never build SQL with f-strings.
+"""
+
+INSERT_ACCOUNT = """
+INSERT INTO accounts (code, currency, min_balance, metadata)
+VALUES ($1, $2, $3, $4)
+RETURNING code, currency, min_balance, balance, metadata, created_at
+"""
+
+SELECT_ACCOUNT = """
+SELECT code, currency, min_balance, balance, metadata, created_at FROM accounts WHERE code = $1
+"""
+
+SELECT_ACCOUNT_ID = "SELECT id, currency FROM accounts WHERE code = $1"
+
+# Codes use [a-z0-9_:-] only, all below '~' in byte order: [prefix, prefix || '~') is the prefix range.
+LIST_ACCOUNTS = """
+SELECT code, currency, min_balance, balance, metadata, created_at FROM accounts
+ WHERE code >= $1 AND code < $1 || '~' AND code > $2
+ ORDER BY code
+ LIMIT $3
+"""
+
+POST_TRANSACTION = """
+SELECT replayed, transaction_id, created_at, position, account, amount, currency, balance_after
+  FROM ledger_post_transaction($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+"""
+
+SELECT_TRANSACTIONS = """
+SELECT t.id, t.description, t.reference, t.metadata, t.created_at, t.reverses,
+       a.code AS account, p.amount, p.currency, p.balance_after
+  FROM transactions AS t
+  JOIN postings AS p ON p.transaction_id = t.id
+  JOIN accounts AS a ON a.id = p.account_id
+ WHERE t.id = ANY($1::uuid[])
+ ORDER BY t.id, p.position
+"""
+
+# An account's postings, newest first; the window for listing its transactions.
+SELECT_ACCOUNT_POSTINGS = """
+SELECT p.transaction_id, p.account_sequence, p.amount, p.currency, p.balance_after, p.created_at,
+       t.description
+  FROM postings AS p
+  JOIN transactions AS t ON t.id = p.transaction_id
+ WHERE p.account_id = $1 AND p.account_sequence < $2
+ ORDER BY p.account_sequence DESC
+ LIMIT $3
+"""
+
+SELECT_BALANCE_AS_OF = """
+SELECT balance_after FROM postings
+ WHERE account_id = $1 AND created_at <= $2
+ ORDER BY created_at DESC, account_sequence DESC
+ LIMIT 1
+"""
+
+SELECT_APPLIED_MIGRATIONS = "SELECT migration_id FROM _yoyo_migration"
+
+# ---- invariant checks (ledger.verify): each returns up to 10 offending rows, none when the invariant holds.
+
+CHECK_TRANSACTIONS_BALANCED = """
+SELECT transaction_id::text AS subject, currency || ' sums to ' || sum(amount) AS problem
+  FROM postings GROUP BY transaction_id, currency HAVING sum(amount) <> 0 LIMIT 10
+"""
+
+CHECK_TRANSACTION_POSTING_COUNTS = """
+SELECT t.id::text AS subject, 'declares ' || t.posting_count || ' postings, has ' || count(p.position) AS problem
+  FROM transactions AS t LEFT JOIN postings AS p ON p.transaction_id = t.id
+ GROUP BY t.id, t.posting_count
+HAVING count(p.position) <> t.posting_count OR count(p.position) NOT BETWEEN 2 AND 100
+ LIMIT 10
+"""
+
+CHECK_AMOUNTS_NOT_ZERO = """
+SELECT transaction_id::text || '/' || position AS subject, 'amount is zero' AS problem
+  FROM postings WHERE amount = 0 LIMIT 10
+"""
+
+CHECK_POSTING_CURRENCIES = """
+SELECT p.transaction_id::text || '/' || p.position AS subject,
+       'posting in ' || p.currency || ' on account ' || a.code || ' in ' || a.currency AS problem
+  FROM postings AS p JOIN accounts AS a ON a.id = p.account_id
+ WHERE p.currency <> a.currency LIMIT 10
+"""
+
+CHECK_BALANCES_MATCH_POSTINGS = """
+SELECT a.code AS subject,
+       'balance ' || a.balance || ' but postings sum to ' || coalesce(s.total, 0)
+       || ' (' || a.posting_count || ' postings recorded, ' || coalesce(s.n, 0) || ' found)' AS problem
+  FROM accounts AS a
+  LEFT JOIN (SELECT account_id, sum(amount) AS total, count(*) AS n FROM postings GROUP BY account_id) AS s
+    ON s.account_id = a.id
+ WHERE a.balance <> coalesce(s.total, 0) OR a.posting_count <> coalesce(s.n, 0)
+ LIMIT 10
+"""
+
+CHECK_BALANCE_AFTER_CHAIN = """
+SELECT a.code || ' #' || c.account_sequence AS subject,
+       'balance_after ' || c.balance_after || ', running sum ' || c.running
+       || ', position in history ' || c.ordinal AS problem
+  FROM (SELECT account_id, account_sequence, balance_after,
+               sum(amount) OVER w AS running, row_number() OVER w AS ordinal
+          FROM postings WINDOW w AS (PARTITION BY account_id ORDER BY account_sequence)) AS c
+  JOIN accounts AS a ON a.id = c.account_id
+ WHERE c.balance_after <> c.running OR c.account_sequence <> c.ordinal
+ LIMIT 10
+"""
+
+CHECK_FLOORS_HELD = """
+SELECT a.code AS subject, 'balance ' || a.balance || ' below floor ' || a.min_balance AS problem
+  FROM accounts AS a WHERE a.min_balance IS NOT NULL AND a.balance < a.min_balance
+UNION ALL
+SELECT a.code || ' after ' || last.transaction_id::text,
+       'balance_after ' || last.balance_after || ' below floor ' || a.min_balance
+  FROM (SELECT DISTINCT ON (account_id, transaction_id) account_id, transaction_id, balance_after
+          FROM postings ORDER BY account_id, transaction_id, account_sequence DESC) AS last
+  JOIN accounts AS a ON a.id = last.account_id
+ WHERE a.min_balance IS NOT NULL AND last.balance_after < a.min_balance
+ LIMIT 10
+"""
+
+CHECK_CURRENCIES_SUM_TO_ZERO = """
+SELECT currency AS subject, 'balances sum to ' || sum(balance) AS problem
+  FROM accounts GROUP BY currency HAVING sum(balance) <> 0 LIMIT 10
+"""
+
+CHECK_REVERSALS_MIRROR = """
+SELECT r.id::text AS subject, 'does not negate ' || r.reverses::text AS problem
+  FROM transactions AS r
+ WHERE r.reverses IS NOT NULL AND EXISTS (
+       (SELECT account_id, -amount FROM postings WHERE transaction_id = r.reverses
+        EXCEPT ALL SELECT account_id, amount FROM postings WHERE transaction_id = r.id)
+       UNION ALL
+       (SELECT account_id, amount FROM postings WHERE transaction_id = r.id
+        EXCEPT ALL SELECT account_id, -amount FROM postings WHERE transaction_id = r.reverses))
+ LIMIT 10
+"""
+
+CHECK_IDEMPOTENCY_KEYS = """
+SELECT k.scope || '/' || k.key AS subject, 'names missing transaction ' || k.transaction_id::text AS problem
+  FROM idempotency_keys AS k
+ WHERE NOT EXISTS (SELECT 1 FROM transactions AS t WHERE t.id = k.transaction_id)
+ LIMIT 10
+"""

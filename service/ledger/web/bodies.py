@@ -1,0 +1,92 @@
+"""Reading a request: JSON bodies through a pydantic model, headers and query parameters."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ledger.web.state import settings_key
+from ledger.errors import FieldError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+LIMIT_DEFAULT = 50
+LIMIT_MAX = 500
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+
+def _pointer(location: tuple[int | str, ...]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+async def read_json(request: web.Request, model: type[ModelT], *, optional: bool = False) -> ModelT:
+    """Parse the body strictly into `model`: 415 if not JSON, 413 if too large, 400 if malformed, 422 if
+    invalid (with a JSON pointer per field). An `optional` body may be absent, meaning `{}`."""
+    if optional and not request.body_exists:
+        return model.model_validate({})
+    if not _is_json(request.content_type):
+        raise UnsupportedMediaType(f"expected application/json, got {request.content_type}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[settings_key].body_size_max_bytes
+        raise PayloadTooLarge(f"the body may be at most {limit} bytes") from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_input=False)
+        if any(error["type"] == "json_invalid" for error in problems):
+            raise InvalidRequest("the body is not valid JSON") from None
+        raise ValidationFailed([FieldError(_pointer(e["loc"]), e["msg"]) for e in problems]) from None
+
+
+def idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise InvalidRequest("the Idempotency-Key header is required")
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidRequest("Idempotency-Key must be 1..255 printable ASCII characters")
+    return key
+
+
+def query_limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return LIMIT_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
+        raise InvalidRequest(f"limit must be an integer from 1 to {LIMIT_MAX}")
+    return int(raw)
+
+
+def query_text(request: web.Request, name: str, *, required: bool = False) -> str | None:
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} may be given once")
+    if not values:
+        if required:
+            raise InvalidRequest(f"the query parameter {name} is required")
+        return None
+    return values[0]
+
+
+def query_instant(request: web.Request, name: str) -> datetime | None:
+    raw = query_text(request, name)
+    if raw is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an RFC 3339 date-time with a UTC offset") from None
+    if instant.tzinfo is None:
+        raise InvalidRequest(f"{name} must carry a UTC offset (for example 2026-01-31T00:00:00Z)")
+    return instant

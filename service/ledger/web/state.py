@@ -1,0 +1,22 @@
+"""Typed application state shared by the handlers, and per-request values."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from ledger import db
+from ledger.config import Settings
+
+settings_key = web.AppKey("settings", Settings)
+pool_key = web.AppKey("pool", asyncpg.Pool)
+
+
+@contextlib.asynccontextmanager
+async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
+    settings = request.app[settings_key]
+    async with db.connection(request.app[pool_key], timeout_seconds=settings.db_acquire_timeout_seconds) as conn:
+        yield conn

@@ -1,0 +1,83 @@
+"""Handlers for /v1/transactions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from aiohttp import web
+
+from ledger import posting
+from ledger.errors import NotFound
+from ledger.model import NewPosting, Transaction
+from ledger.web import render
+from ledger.web.bodies import idempotency_key, query_limit, query_text, read_json
+from ledger.web.schemas import ReversalIn, TransactionIn
+from ledger.web.state import connection, settings_key
+
+
+def _transaction_id(request: web.Request) -> uuid.UUID:
+    raw = request.match_info["id"]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"no transaction {raw}") from None
+
+
+def _created(transaction: Transaction, replayed: bool) -> web.Response:
+    headers = {"Location": f"/v1/transactions/{transaction.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return render.json_response(render.transaction(transaction), status=201, headers=headers)
+
+
+async def post_transaction(request: web.Request) -> web.Response:
+    key = idempotency_key(request)
+    body = await read_json(request, TransactionIn)
+    ttl = timedelta(seconds=request.app[settings_key].idempotency_ttl_seconds)
+    async with connection(request) as conn:
+        transaction, replayed = await posting.post_transaction(
+            conn,
+            postings=[NewPosting(p.account, p.amount, p.currency) for p in body.postings],
+            idempotency_key=key,
+            fingerprint=posting.request_fingerprint(method="POST", route=request.path, body=body.model_dump()),
+            idempotency_ttl=ttl,
+            description=body.description,
+            reference=body.reference,
+            metadata=body.metadata,
+        )
+    return _created(transaction, replayed)
+
+
+async def reverse_transaction(request: web.Request) -> web.Response:
+    key = idempotency_key(request)
+    transaction_id = _transaction_id(request)
+    body = await read_json(request, ReversalIn, optional=True)
+    ttl = timedelta(seconds=request.app[settings_key].idempotency_ttl_seconds)
+    async with connection(request) as conn:
+        transaction, replayed = await posting.reverse_transaction(
+            conn,
+            transaction_id=transaction_id,
+            idempotency_key=key,
+            fingerprint=posting.request_fingerprint(method="POST", route=request.path, body=body.model_dump()),
+            idempotency_ttl=ttl,
+            description=body.description,
+            metadata=body.metadata,
+        )
+    return _created(transaction, replayed)
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    transaction_id = _transaction_id(request)
+    async with connection(request) as conn:
+        transaction = await posting.get_transaction(conn, transaction_id=transaction_id)
+    return render.json_response(render.transaction(transaction))
+
+
+async def list_transactions(request: web.Request) -> web.Response:
+    account = query_text(request, "account", required=True)
+    assert account is not None
+    limit, cursor = query_limit(request), query_text(request, "cursor")
+    async with connection(request) as conn:
+        page = await posting.list_transactions(conn, account=account, limit=limit, cursor=cursor)
+    return render.json_response(render.page(page, render.transaction))
