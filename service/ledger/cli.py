@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 import urllib.error
@@ -42,7 +43,7 @@ def serve(settings: Settings, *, migrate: bool) -> int:
         if migrate or settings.database_url is None:
             applied = schema.apply_migrations(url)
             log.info("migrations applied", extra={"fields": {"applied": applied}})
-        app = create_app(Settings(**{**_as_dict(settings), "database_url": url}))
+        app = create_app(dataclasses.replace(settings, database_url=url))
         print(f"ledger listening on http://{settings.host}:{settings.port}", flush=True)  # noqa: T201
         # run_app turns SIGTERM and SIGINT into a graceful stop: in-flight requests drain first.
         web.run_app(
@@ -89,14 +90,10 @@ def healthcheck(settings: Settings) -> int:
     """For the image's HEALTHCHECK: distroless has no shell and no curl."""
     host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host  # noqa: S104
     try:
-        with urllib.request.urlopen(f"http://{host}:{settings.port}/readyz", timeout=3) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://{host}:{settings.port}/readyz", timeout=3) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError):
         return 1
-
-
-def _as_dict(settings: Settings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__slots__}
 
 
 def main(argv: list[str] | None = None) -> int:

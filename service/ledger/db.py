@@ -19,6 +19,7 @@ _ENGINE_REFUSALS: dict[str, type[errors.LedgerError]] = {
     "LDUNB": errors.UnbalancedTransaction,
     "LDINS": errors.InsufficientFunds,
     "LDIDR": errors.IdempotencyKeyReused,
+    "LDREV": errors.AlreadyReversed,
 }
 
 # Named constraints whose violation is a client's mistake, not a bug.

@@ -43,7 +43,7 @@ def find_bindir() -> Path:
     """The directory of initdb/pg_ctl: `pg_config --bindir`, else the newest Debian layout."""
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)  # noqa: S603
         candidate = Path(out.stdout.strip())
         if (candidate / "initdb").exists():
             return candidate
@@ -78,7 +78,7 @@ class EmbeddedPostgres:
         command = [str(self.bindir / args[0]), *args[1:]]
         if self._as_root:
             command = ["runuser", "-u", SUPERUSER, "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 (our own argv)
         if result.returncode != 0:
             raise EmbeddedPostgresError(f"{args[0]} failed ({result.returncode}): {result.stderr.strip()}")
         return result

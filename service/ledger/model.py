@@ -119,7 +119,7 @@ def check_postings(postings: list[NewPosting]) -> None:
     for posting in postings:
         by_currency[posting.currency] += posting.amount
     if sum(by_currency.values()) != 0:
-        raise UnbalancedTransaction("the postings sum to %d, not zero" % sum(by_currency.values()))
+        raise UnbalancedTransaction(f"the postings sum to {sum(by_currency.values())}, not zero")
     declared = {currency: total for currency, total in by_currency.items() if currency is not None}
     if None not in by_currency and any(total != 0 for total in declared.values()):
         raise UnbalancedTransaction("the postings do not sum to zero in " + ", ".join(

@@ -26,7 +26,10 @@ def apply_migrations(database_url: str) -> list[str]:
 
     backend = get_backend(yoyo_url(database_url))
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
     return [migration.id for migration in pending]

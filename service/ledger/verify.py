@@ -59,7 +59,7 @@ async def verify(conn: asyncpg.Connection) -> list[Violation]:
 
 def report(violations: list[Violation]) -> str:
     if not violations:
-        return "ledger verified: every invariant holds (%d checks)" % len(CHECKS)
+        return f"ledger verified: every invariant holds ({len(CHECKS)} checks)"
     lines = ["LEDGER INVARIANTS BROKEN:"]
     for check in CHECKS:
         broken = [v for v in violations if v.check == check.name]

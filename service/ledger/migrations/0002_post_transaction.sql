@@ -8,7 +8,7 @@
 --
 -- Refusals are raised with SQLSTATEs of class 'LD', mapped to problem types in ledger/db.py:
 --   LDUNK unknown-account, LDCUR currency-mismatch, LDUNB unbalanced-transaction,
---   LDINS insufficient-funds, LDIDR idempotency-key-reused.
+--   LDINS insufficient-funds, LDIDR idempotency-key-reused, LDREV already-reversed.
 CREATE FUNCTION ledger_post_transaction(
     p_id uuid,
     p_idempotency_scope text,
@@ -62,6 +62,11 @@ BEGIN
         RETURN QUERY SELECT true, existing.transaction_id, NULL::timestamptz, NULL::smallint,
             NULL::text, NULL::bigint, NULL::text, NULL::bigint;
         RETURN;
+    END IF;
+
+    -- Named before the balances are looked at; a racing second reversal still meets the unique index.
+    IF p_reverses IS NOT NULL AND EXISTS (SELECT 1 FROM transactions AS t WHERE t.reverses = p_reverses) THEN
+        RAISE EXCEPTION 'transaction % is already reversed', p_reverses USING ERRCODE = 'LDREV';
     END IF;
 
     FOR locked IN

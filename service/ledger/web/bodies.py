@@ -9,8 +9,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ledger.web.state import settings_key
 from ledger.errors import FieldError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ledger.web.state import settings_key
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

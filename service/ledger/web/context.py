@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 log = logging.getLogger("ledger.access")
 
@@ -22,14 +23,13 @@ class RequestContext:
     trace_id: str
 
 
-_context_key = "ledger.context"
+_context_key = web.RequestKey("context", RequestContext)
 
 
 def request_context(request: web.Request) -> RequestContext:
     context = request.get(_context_key)
     if context is None:
         context = request[_context_key] = _new_context(request)
-    assert isinstance(context, RequestContext)
     return context
 
 
@@ -48,12 +48,12 @@ def route_template(request: web.Request) -> str:
 
 
 @web.middleware
-async def access_log_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     context = request_context(request)
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        response: web.StreamResponse = await handler(request)
         status = response.status
         response.headers["X-Request-Id"] = context.request_id
         return response

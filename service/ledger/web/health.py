@@ -23,7 +23,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(_READINESS_TIMEOUT_SECONDS), connection(request) as conn:
             applied = {row["migration_id"] for row in await conn.fetch(sql.SELECT_APPLIED_MIGRATIONS)}
-    except (LedgerError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, LedgerError, OSError) as exc:
         return _unready(f"the database does not answer: {type(exc).__name__}")
     except asyncpg.exceptions.PostgresError:  # e.g. the migrations table does not exist yet
         return _unready("the database is not migrated")

@@ -53,7 +53,9 @@ _CODE = {
     "schema": {"type": "string", "pattern": r"^[a-z0-9_-]+(:[a-z0-9_-]+)*$", "maxLength": 128},
 }  # fmt: skip
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-_LIMIT = _query("limit", f"Page size (default {LIMIT_DEFAULT}).", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})
+_LIMIT = _query(
+    "limit", f"Page size (default {LIMIT_DEFAULT}).", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX}
+)
 _CURSOR = _query("cursor", "`next_cursor` of the previous page.", {"type": "string"})
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": True,
@@ -77,7 +79,8 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "operationId": "createAccount", "summary": "Open an account", "tags": ["accounts"],
                 "requestBody": _body(schemas.AccountIn),
-                "responses": {"201": _json(schemas.AccountOut, "The new account"), **_problems(400, 409, 413, 415, 422)},
+                "responses": {"201": _json(schemas.AccountOut, "The new account"),
+                              **_problems(400, 409, 413, 415, 422)},
             },
             "get": {
                 "operationId": "listAccounts", "summary": "List accounts by code, optionally under a prefix",
@@ -110,7 +113,8 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/transactions": {
             "post": {
-                "operationId": "postTransaction", "summary": "Post a transaction (postings summing to zero per currency)",
+                "operationId": "postTransaction",
+                "summary": "Post a transaction (postings summing to zero per currency)",
                 "tags": ["transactions"], "parameters": [_IDEMPOTENCY_KEY], "requestBody": _body(schemas.TransactionIn),
                 "responses": {"201": _json(schemas.TransactionOut, "The transaction", _REPLAYED),
                               **_problems(400, 409, 413, 415, 422)},
@@ -118,7 +122,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "listTransactions", "summary": "An account's transactions, newest first",
                 "tags": ["transactions"],
-                "parameters": [_query("account", "The account code.", {"type": "string"}, required=True), _LIMIT, _CURSOR],
+                "parameters": [_query("account", "The account code.", {"type": "string"}, required=True),
+                               _LIMIT, _CURSOR],
                 "responses": {"200": _json(schemas.TransactionPage, "A page of transactions"), **_problems(400, 404)},
             },
         },

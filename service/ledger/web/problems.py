@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ledger import errors
 from ledger.web.context import request_context
@@ -57,9 +58,10 @@ def _from_http_exception(exc: web.HTTPException) -> errors.LedgerError:
 
 
 @web.middleware
-async def problems_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except errors.LedgerError as exc:
         return problem_response(request, exc)
     except web.HTTPException as exc:
