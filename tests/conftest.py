@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -83,7 +83,8 @@ def settings(clean_database: str) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client: object, settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def client(aiohttp_client: object, settings: Settings) -> TestClient[web.Request, web.Application]:
     make_client = aiohttp_client
     assert callable(make_client)
-    yield await make_client(create_app(settings))
+    test_client: TestClient[web.Request, web.Application] = await make_client(create_app(settings))
+    return test_client

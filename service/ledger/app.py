@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import uvloop
 from aiohttp import web
 
 from ledger import db
@@ -37,3 +38,16 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_pool)
     add_routes(app)
     return app
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, which run_app turns into a graceful stop: in-flight requests drain."""
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )

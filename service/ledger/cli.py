@@ -33,28 +33,15 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 
 def serve(settings: Settings, *, migrate: bool) -> int:
-    import uvloop
-    from aiohttp import web
-
     from ledger import schema
-    from ledger.app import create_app
+    from ledger.app import run
 
     with database_url(settings) as url:
         if migrate or settings.database_url is None:
             applied = schema.apply_migrations(url)
             log.info("migrations applied", extra={"fields": {"applied": applied}})
-        app = create_app(dataclasses.replace(settings, database_url=url))
         print(f"ledger listening on http://{settings.host}:{settings.port}", flush=True)  # noqa: T201
-        # run_app turns SIGTERM and SIGINT into a graceful stop: in-flight requests drain first.
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            shutdown_timeout=settings.shutdown_timeout_seconds,
-            access_log=None,
-            print=None,
-            loop=uvloop.new_event_loop(),
-        )
+        run(dataclasses.replace(settings, database_url=url))
     return 0
 
 

@@ -131,11 +131,15 @@ async def test_unknown_fields_and_malformed_bodies(wallets) -> None:
     body = await problem(response, 422, "validation-error")
     assert body["errors"][0]["pointer"] == "/colour"
     headers = {**JSON, "Idempotency-Key": "k-malformed"}
-    await problem(await wallets.post("/v1/transactions", data=b'{"postings": [', headers=headers), 400, "invalid-request")
+    await problem(
+        await wallets.post("/v1/transactions", data=b'{"postings": [', headers=headers), 400, "invalid-request"
+    )
     await problem(await wallets.post("/v1/transactions", data=b"[1, 2]", headers=headers), 422, "validation-error")
     await problem(await wallets.post("/v1/transactions", data=b"\xff\xfe", headers=headers), 400, "invalid-request")
     text_headers = {"Content-Type": "text/plain", "Idempotency-Key": "k-text"}
-    await problem(await wallets.post("/v1/transactions", data=b"hi", headers=text_headers), 415, "unsupported-media-type")
+    await problem(
+        await wallets.post("/v1/transactions", data=b"hi", headers=text_headers), 415, "unsupported-media-type"
+    )
 
 
 async def test_body_over_one_mebibyte_is_413(wallets) -> None:
@@ -183,7 +187,10 @@ async def test_reverse_negates_every_posting_once(wallets) -> None:
     assert response.status == 201, await response.text()
     reversal = await response.json()
     assert reversal["reverses"] == original["id"]
-    assert [(p["account"], p["amount"]) for p in reversal["postings"]] == [("sohag:wallet", 600), ("friend:wallet", -600)]
+    assert [(p["account"], p["amount"]) for p in reversal["postings"]] == [
+        ("sohag:wallet", 600),
+        ("friend:wallet", -600),
+    ]
     assert await balance(wallets, "sohag:wallet") == 1000
     replay = await wallets.post(path, headers={"Idempotency-Key": "undo-1"})
     assert replay.headers["Idempotent-Replayed"] == "true" and await replay.json() == reversal
@@ -201,7 +208,9 @@ async def test_reverse_with_description_body_and_refusals(wallets) -> None:
     await problem(await wallets.post(path), 400, "invalid-request")
     missing = f"/v1/transactions/{uuid.uuid4()}/reverse"
     await problem(await wallets.post(missing, headers={"Idempotency-Key": "undo-4"}), 404, "not-found")
-    await problem(await wallets.post("/v1/transactions/nope/reverse", headers={"Idempotency-Key": "u"}), 404, "not-found")
+    await problem(
+        await wallets.post("/v1/transactions/nope/reverse", headers={"Idempotency-Key": "u"}), 404, "not-found"
+    )
 
 
 async def test_get_unknown_or_malformed_transaction_is_404(wallets) -> None:
