@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ledger.config import Settings
+from tests.live import LiveServer
+
+
+@pytest.fixture(scope="module")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    settings = Settings.from_env({"LEDGER_DATABASE_URL": database_url, "LEDGER_DB_POOL_SIZE_MAX": "10"})
+    with LiveServer(settings) as server:
+        yield server

@@ -1,0 +1,126 @@
+"""The invariants under concurrent writers: races for one balance, opposite transfers, hot accounts, and
+the seed's bar of 10,000 concurrent posts. Each test proves its point from the database afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import statistics
+import time
+import uuid
+from collections import Counter
+
+import asyncpg
+
+from ledger.verify import report, verify
+from tests.api import balance, fund, open_account, post, transfer
+
+
+async def _verified(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        violations = await verify(conn)
+    finally:
+        await conn.close()
+    assert violations == [], report(violations)
+
+
+async def test_double_spend_race_lets_exactly_one_win(client, clean_database) -> None:
+    """50 concurrent attempts to spend the same 100: one 201, 49 insufficient-funds, balance 0, never below."""
+    await open_account(client, "world", min_balance=None)
+    await open_account(client, "alice")
+    for index in range(50):
+        await open_account(client, f"shop:{index}")
+    await fund(client, "alice", 100)
+    responses = await asyncio.gather(*(post(client, transfer("alice", f"shop:{i}", 100)) for i in range(50)))
+    statuses = Counter(r.status for r in responses)
+    assert statuses == {201: 1, 422: 49}
+    assert await balance(client, "alice") == 0
+    await _verified(clean_database)
+
+
+async def test_opposite_transfers_between_two_accounts_never_deadlock(client, clean_database) -> None:
+    """A->B and B->A at once lock the same two rows; id-ordered locks mean no deadlock reaches anyone."""
+    await open_account(client, "world", min_balance=None)
+    await open_account(client, "a")
+    await open_account(client, "b")
+    await fund(client, "a", 10_000)
+    await fund(client, "b", 10_000)
+    jobs = [post(client, transfer("a", "b", 3) if i % 2 else transfer("b", "a", 5)) for i in range(400)]
+    responses = await asyncio.gather(*jobs)
+    assert Counter(r.status for r in responses) == {201: 400}
+    assert await balance(client, "a") == 10_000 - 200 * 3 + 200 * 5
+    assert await balance(client, "b") == 10_000 + 200 * 3 - 200 * 5
+    await _verified(clean_database)
+
+
+async def test_same_idempotency_key_at_once_posts_exactly_one_transaction(client, clean_database) -> None:
+    """50 clients send the same key and body at once: one transaction, every answer the same 201."""
+    await open_account(client, "world", min_balance=None)
+    await open_account(client, "alice")
+    responses = await asyncio.gather(*(post(client, transfer("world", "alice", 7), key="same-key") for _ in range(50)))
+    bodies = [await r.json() for r in responses]
+    assert {r.status for r in responses} == {201}
+    assert len({b["id"] for b in bodies}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 49
+    assert await balance(client, "alice") == 7
+    await _verified(clean_database)
+
+
+async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_database, capsys, caplog) -> None:
+    """The seed's bar. 100 accounts: 5 hot ones take half the traffic; 20 have a floor of 0 and little money,
+    so that many posts must be refused; the rest are funded well. 10,000 posts run concurrently (the client
+    keeps 100 in flight). Then: no 5xx; each 201 exists exactly once; no balance below its floor; every
+    invariant holds (balances = postings, currencies sum to zero)."""
+    rng = random.Random(20261124)
+    await open_account(client, "world", min_balance=None)
+    codes = [f"acct:{i:03d}" for i in range(100)]
+    for index, code in enumerate(codes):
+        await open_account(client, code, min_balance=-1000 if index % 10 == 9 else 0)
+        await fund(client, code, 50 if index < 20 else 100_000)
+    hot, cold = codes[20:25], codes[25:]
+
+    def pick() -> list[dict[str, object]]:
+        source = rng.choice(hot if rng.random() < 0.5 else codes)
+        destination = rng.choice([c for c in (hot if rng.random() < 0.5 else cold) if c != source])
+        return transfer(source, destination, rng.randint(1, 60))
+
+    latencies: list[float] = []
+    in_flight = asyncio.Semaphore(100)  # all 10,000 start at once; 100 are on the wire at any time
+
+    async def one(postings: list[dict[str, object]], key: str) -> tuple[int, str | None]:
+        async with in_flight:
+            started = time.perf_counter()
+            response = await post(client, postings, key=key)
+            body = await response.json()
+            latencies.append(time.perf_counter() - started)
+        return response.status, body.get("id") if response.status == 201 else body.get("type")
+
+    jobs = [one(pick(), f"load-{i}") for i in range(10_000)]
+    started = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="ledger.posting"):
+        results = await asyncio.gather(*jobs)
+    elapsed = time.perf_counter() - started
+
+    statuses = Counter(status for status, _ in results)
+    assert set(statuses) <= {201, 422}, statuses
+    assert {kind for status, kind in results if status == 422} == {"/problems/insufficient-funds"}
+    assert statuses[201] > 5_000 and statuses[422] > 100  # the floors really were tested
+    acknowledged = [uuid.UUID(value) for status, value in results if status == 201 and value]
+    conn = await asyncpg.connect(clean_database)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM transactions WHERE id = ANY($1::uuid[])", acknowledged)
+        total = await conn.fetchval("SELECT count(*) FROM transactions")
+    finally:
+        await conn.close()
+    assert len(set(acknowledged)) == len(acknowledged) == stored == total - 100  # 100 fundings
+    await _verified(clean_database)
+    retries = sum("retried" in record.getMessage() for record in caplog.records)
+    quantiles = statistics.quantiles(latencies, n=100)
+    with capsys.disabled():
+        print(
+            f"\n10,000 concurrent posts (100 in flight, client in the same process): {elapsed:.1f} s ({10_000 / elapsed:.0f}/s), "
+            f"p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, "
+            f"{statuses[201]} posted, {statuses[422]} refused by floors, {retries} retries"
+        )
