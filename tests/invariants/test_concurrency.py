@@ -120,7 +120,8 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_d
     quantiles = statistics.quantiles(latencies, n=100)
     with capsys.disabled():
         print(
-            f"\n10,000 concurrent posts (100 in flight, client in the same process): {elapsed:.1f} s ({10_000 / elapsed:.0f}/s), "
+            f"\n10,000 concurrent posts (100 in flight, client in the same process): "
+            f"{elapsed:.1f} s ({10_000 / elapsed:.0f}/s), "
             f"p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, "
             f"{statuses[201]} posted, {statuses[422]} refused by floors, {retries} retries"
         )
