@@ -64,6 +64,19 @@ def database_url() -> Iterator[str]:
         yield url
 
 
+SERVICE_ROLE_PASSWORD = "ledger-app-test-password"
+
+
+@pytest.fixture(scope="session")
+def service_database_url(database_url: str) -> str:
+    """The same database as the service's least-privilege role `ledger_app`, which the app under test uses."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE ledger_app LOGIN PASSWORD '{SERVICE_ROLE_PASSWORD}'")
+    scheme, rest = database_url.split("://", 1)
+    host_and_db = rest.split("@", 1)[1]
+    return f"{scheme}://ledger_app:{SERVICE_ROLE_PASSWORD}@{host_and_db}"
+
+
 def empty_tables(database_url: str) -> None:
     """Empty the ledger behind the triggers' back (replica role): only tests may do this."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -78,8 +91,8 @@ def clean_database(database_url: str) -> str:
 
 
 @pytest.fixture
-def settings(clean_database: str) -> Settings:
-    return Settings.from_env({"LEDGER_DATABASE_URL": clean_database, "LEDGER_DB_POOL_SIZE_MAX": "20"})
+def settings(clean_database: str, service_database_url: str) -> Settings:
+    return Settings.from_env({"LEDGER_DATABASE_URL": service_database_url, "LEDGER_DB_POOL_SIZE_MAX": "20"})
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from tests.live import LiveServer
 
 
 @pytest.fixture(scope="module")
-def live_server(database_url: str) -> Iterator[LiveServer]:
-    settings = Settings.from_env({"LEDGER_DATABASE_URL": database_url, "LEDGER_DB_POOL_SIZE_MAX": "10"})
+def live_server(service_database_url: str) -> Iterator[LiveServer]:
+    settings = Settings.from_env({"LEDGER_DATABASE_URL": service_database_url, "LEDGER_DB_POOL_SIZE_MAX": "10"})
     with LiveServer(settings) as server:
         yield server

@@ -4,6 +4,7 @@ the seed's bar of 10,000 concurrent posts. Each test proves its point from the d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import statistics
@@ -12,7 +13,9 @@ import uuid
 from collections import Counter
 
 import asyncpg
+import pytest
 
+from ledger.app import create_app
 from ledger.verify import report, verify
 from tests.api import balance, fund, open_account, post, transfer
 
@@ -68,11 +71,22 @@ async def test_same_idempotency_key_at_once_posts_exactly_one_transaction(client
     await _verified(clean_database)
 
 
-async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_database, capsys, caplog) -> None:
+@pytest.fixture
+async def patient_client(aiohttp_client, settings):
+    """The app with a 10 s pool wait: 100 requests in flight against 20 connections and 5 hot rows queue for
+    up to ~1 s on a quiet machine, more on a busy CI one, and the default 2 s would shed some as 503s. Load
+    shedding is the chaos drills' subject; this test is about the invariants under contention."""
+    return await aiohttp_client(create_app(dataclasses.replace(settings, db_acquire_timeout_seconds=10.0)))
+
+
+async def test_ten_thousand_concurrent_posts_across_100_accounts(
+    patient_client, clean_database, capsys, caplog
+) -> None:
     """The seed's bar. 100 accounts: 5 hot ones take half the traffic; 20 have a floor of 0 and little money,
     so that many posts must be refused; the rest are funded well. 10,000 posts run concurrently (the client
     keeps 100 in flight). Then: no 5xx; each 201 exists exactly once; no balance below its floor; every
     invariant holds (balances = postings, currencies sum to zero)."""
+    client = patient_client
     rng = random.Random(20261124)
     await open_account(client, "world", min_balance=None)
     codes = [f"acct:{i:03d}" for i in range(100)]
@@ -87,6 +101,7 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_d
         return transfer(source, destination, rng.randint(1, 60))
 
     latencies: list[float] = []
+    unexpected: list[dict[str, object]] = []
     in_flight = asyncio.Semaphore(100)  # all 10,000 start at once; 100 are on the wire at any time
 
     async def one(postings: list[dict[str, object]], key: str) -> tuple[int, str | None]:
@@ -95,6 +110,8 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_d
             response = await post(client, postings, key=key)
             body = await response.json()
             latencies.append(time.perf_counter() - started)
+        if response.status >= 500:
+            unexpected.append(body)
         return response.status, body.get("id") if response.status == 201 else body.get("type")
 
     jobs = [one(pick(), f"load-{i}") for i in range(10_000)]
@@ -104,7 +121,7 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_d
     elapsed = time.perf_counter() - started
 
     statuses = Counter(status for status, _ in results)
-    assert set(statuses) <= {201, 422}, statuses
+    assert set(statuses) <= {201, 422}, (statuses, unexpected)
     assert {kind for status, kind in results if status == 422} == {"/problems/insufficient-funds"}
     assert statuses[201] > 5_000 and statuses[422] > 100  # the floors really were tested
     acknowledged = [uuid.UUID(value) for status, value in results if status == 201 and value]
@@ -123,5 +140,6 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(client, clean_d
             f"\n10,000 concurrent posts (100 in flight, client in the same process): "
             f"{elapsed:.1f} s ({10_000 / elapsed:.0f}/s), "
             f"p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.0f} ms, "
             f"{statuses[201]} posted, {statuses[422]} refused by floors, {retries} retries"
         )
