@@ -24,7 +24,9 @@ from ledger import schema
 from ledger.app import create_app
 from ledger.config import Settings
 
-TABLES = ("idempotency_keys", "postings", "transactions", "accounts")
+TABLES = ("idempotency_keys", "postings", "transactions", "accounts", "api_keys", "audit_outbox", "audit_log")
+ADMIN_SECRET = "ldg_test-admin-secret-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {ADMIN_SECRET}"}
 
 
 def _docker_postgres(stack: contextlib.ExitStack) -> str:
@@ -77,11 +79,12 @@ def service_database_url(database_url: str) -> str:
     return f"{scheme}://ledger_app:{SERVICE_ROLE_PASSWORD}@{host_and_db}"
 
 
-def empty_tables(database_url: str) -> None:
+def empty_tables(database_url: str, *, keep_api_keys: bool = False) -> None:
     """Empty the ledger behind the triggers' back (replica role): only tests may do this."""
+    tables = [t for t in TABLES if not (keep_api_keys and t == "api_keys")]
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")
-        conn.execute("TRUNCATE " + ", ".join(TABLES))
+        conn.execute("TRUNCATE " + ", ".join(tables))
 
 
 @pytest.fixture
@@ -92,12 +95,19 @@ def clean_database(database_url: str) -> str:
 
 @pytest.fixture
 def settings(clean_database: str, service_database_url: str) -> Settings:
-    return Settings.from_env({"LEDGER_DATABASE_URL": service_database_url, "LEDGER_DB_POOL_SIZE_MAX": "20"})
+    return Settings.from_env(
+        {
+            "LEDGER_DATABASE_URL": service_database_url,
+            "LEDGER_DB_POOL_SIZE_MAX": "20",
+            "LEDGER_BOOTSTRAP_API_KEY": ADMIN_SECRET,
+            "LEDGER_AUDIT_CHAIN_INTERVAL_SECONDS": "0.05",
+        }
+    )
 
 
 @pytest.fixture
 async def client(aiohttp_client: object, settings: Settings) -> TestClient[web.Request, web.Application]:
     make_client = aiohttp_client
     assert callable(make_client)
-    test_client: TestClient[web.Request, web.Application] = await make_client(create_app(settings))
+    test_client: TestClient[web.Request, web.Application] = await make_client(create_app(settings), headers=AUTH)
     return test_client

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from ledger import sql
+from ledger.audit import Actor
 from ledger.db import translate_errors
 from ledger.errors import FieldError, NotFound, ValidationFailed
 from ledger.model import Account, Page, valid_account_code
@@ -38,11 +39,19 @@ def check_new_account(*, code: str, currency: str, min_balance: int | None) -> N
 
 
 async def create_account(
-    conn: asyncpg.Connection, *, code: str, currency: str, min_balance: int | None, metadata: dict[str, Any]
+    conn: asyncpg.Connection,
+    *,
+    code: str,
+    currency: str,
+    min_balance: int | None,
+    metadata: dict[str, Any],
+    actor: Actor,
 ) -> Account:
     check_new_account(code=code, currency=currency, min_balance=min_balance)
     with translate_errors():
-        row = await conn.fetchrow(sql.INSERT_ACCOUNT, code, currency, min_balance, metadata)
+        row = await conn.fetchrow(
+            sql.INSERT_ACCOUNT, code, currency, min_balance, metadata, actor.name, actor.request_id, actor.trace_id
+        )
     assert row is not None
     return _account(row)
 

@@ -1,18 +1,38 @@
-"""The one place where the service is wired: settings, pool, middlewares, routes."""
+"""The one place where the service is wired: settings, pool, background work, middlewares, routes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 import uvloop
 from aiohttp import web
 
-from ledger import db
+from ledger import audit, db, keys, posting
 from ledger.config import Settings
+from ledger.web.auth import TokenBuckets, auth_middleware, rate_limits_key
 from ledger.web.context import access_log_middleware
 from ledger.web.problems import problems_middleware
 from ledger.web.routes import add_routes
 from ledger.web.state import pool_key, settings_key
+
+log = logging.getLogger(__name__)
+
+
+async def _purge_idempotency_keys_forever(app: web.Application) -> None:
+    settings = app[settings_key]
+    while True:
+        await asyncio.sleep(settings.idempotency_purge_interval_seconds)
+        try:
+            async with app[pool_key].acquire() as conn:
+                purged = await posting.purge_expired_idempotency_keys(conn)
+            if purged:
+                log.info("expired idempotency keys purged", extra={"fields": {"purged": purged}})
+        except Exception:  # the database may be down; the next round tries again
+            log.warning("idempotency key purge failed", exc_info=True)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -21,9 +41,10 @@ def create_app(settings: Settings) -> web.Application:
     database_url = settings.database_url
     app = web.Application(
         client_max_size=settings.body_size_max_bytes,
-        middlewares=[access_log_middleware, problems_middleware],
+        middlewares=[access_log_middleware, problems_middleware, auth_middleware],
     )
     app[settings_key] = settings
+    app[rate_limits_key] = TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
     async def database_pool(app: web.Application) -> AsyncIterator[None]:
         pool = await db.create_pool(
@@ -35,7 +56,25 @@ def create_app(settings: Settings) -> web.Application:
         yield
         await pool.close()
 
-    app.cleanup_ctx.append(database_pool)
+    async def bootstrap_key(app: web.Application) -> AsyncIterator[None]:
+        if settings.bootstrap_api_key is not None:
+            try:
+                async with app[pool_key].acquire() as conn:
+                    await keys.ensure_bootstrap_key(conn, secret=settings.bootstrap_api_key)
+            except (OSError, asyncpg.PostgresError):
+                # Not fatal: the service must start (and say 503 on /readyz) while its database is down.
+                log.warning("could not ensure the bootstrap API key yet", exc_info=True)
+        yield
+
+    async def background_work(app: web.Application) -> AsyncIterator[None]:
+        purge = asyncio.create_task(_purge_idempotency_keys_forever(app), name="idempotency-purge")
+        async with audit.running_chainer(app[pool_key], interval_seconds=settings.audit_chain_interval_seconds):
+            yield
+        purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
+
+    app.cleanup_ctx.extend([database_pool, bootstrap_key, background_work])
     add_routes(app)
     return app
 

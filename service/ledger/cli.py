@@ -1,4 +1,4 @@
-"""`python -m ledger serve | migrate | verify | healthcheck`."""
+"""`python -m ledger serve | migrate | verify | healthcheck | keys create|list|revoke`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 from ledger.config import ConfigError, Settings
 from ledger.logs import configure_logging
@@ -73,6 +74,52 @@ def verify(settings: Settings) -> int:
         return asyncio.run(check(url))
 
 
+def manage_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """`keys create|list|revoke`: the operator's way in, recorded in the audit log as actor `cli`."""
+    import uuid
+
+    import asyncpg
+
+    from ledger import keys
+    from ledger.audit import Actor
+    from ledger.errors import LedgerError
+
+    async def run(url: str) -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            if args.keys_command == "create":
+                expires_at = None
+                if args.expires_in_days is not None:
+                    expires_at = datetime.now(UTC) + timedelta(days=args.expires_in_days)
+                created = await keys.create_key(
+                    conn, name=args.name, scopes=args.scope, expires_at=expires_at, actor=Actor("cli")
+                )
+                assert created is not None
+                print(f"id:     {created.key.id}\nscopes: {','.join(created.key.scopes)}")  # noqa: T201
+                print(f"secret: {created.secret}\n(shown once: store it now)")  # noqa: T201
+            elif args.keys_command == "list":
+                cursor = None
+                while True:
+                    page = await keys.list_keys(conn, limit=500, cursor=cursor)
+                    for key in page.items:
+                        state = "revoked" if key.revoked_at else "active"
+                        print(f"{key.id}  {state:7}  {','.join(key.scopes):16} {key.name}")  # noqa: T201
+                    if (cursor := page.next_cursor) is None:
+                        break
+            else:
+                key = await keys.revoke_key(conn, key_id=uuid.UUID(args.id), actor=Actor("cli"))
+                print(f"revoked {key.id} at {key.revoked_at}")  # noqa: T201
+        except (LedgerError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+            return 1
+        finally:
+            await conn.close()
+        return 0
+
+    with database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
 def healthcheck(settings: Settings) -> int:
     """For the image's HEALTHCHECK: distroless has no shell and no curl."""
     host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host  # noqa: S104
@@ -91,6 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply pending migrations (as the owning role)")
     commands.add_parser("verify", help="check every ledger invariant on the live database")
     commands.add_parser("healthcheck", help="exit 0 if /readyz answers 200")
+    keys_parser = commands.add_parser("keys", help="manage API keys")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", choices=["read", "write", "admin"], required=True,
+                        help="repeat for several scopes")  # fmt: skip
+    create.add_argument("--expires-in-days", type=int)
+    keys_commands.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("id")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -104,4 +161,6 @@ def main(argv: list[str] | None = None) -> int:
         return migrate(settings)
     if args.command == "verify":
         return verify(settings)
+    if args.command == "keys":
+        return manage_keys(settings, args)
     return healthcheck(settings)

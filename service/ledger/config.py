@@ -30,6 +30,12 @@ class Settings:
     db_statement_timeout_seconds: float
     db_acquire_timeout_seconds: float
     idempotency_ttl_seconds: int
+    idempotency_key_wait_seconds: float
+    idempotency_purge_interval_seconds: float
+    audit_chain_interval_seconds: float
+    rate_limit_per_second: float
+    rate_limit_burst: int
+    metadata_size_max_bytes: int
     shutdown_timeout_seconds: float
 
     @classmethod
@@ -95,6 +101,17 @@ class Settings:
             db_acquire_timeout_seconds=read("LEDGER_DB_ACQUIRE_TIMEOUT_SECONDS", 2.0, positive_float,
                                             "must be a positive number"),
             idempotency_ttl_seconds=read("LEDGER_IDEMPOTENCY_TTL_SECONDS", 86400, positive_int,
+                                         "must be a positive integer"),
+            idempotency_key_wait_seconds=read("LEDGER_IDEMPOTENCY_KEY_WAIT_SECONDS", 2.0, positive_float,
+                                              "must be a positive number"),
+            idempotency_purge_interval_seconds=read("LEDGER_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", 60.0,
+                                                    positive_float, "must be a positive number"),
+            audit_chain_interval_seconds=read("LEDGER_AUDIT_CHAIN_INTERVAL_SECONDS", 0.2, positive_float,
+                                              "must be a positive number"),
+            rate_limit_per_second=read("LEDGER_RATE_LIMIT_PER_SECOND", 1000.0, positive_float,
+                                       "must be a positive number"),
+            rate_limit_burst=read("LEDGER_RATE_LIMIT_BURST", 2000, positive_int, "must be a positive integer"),
+            metadata_size_max_bytes=read("LEDGER_METADATA_SIZE_MAX_BYTES", 16384, positive_int,
                                          "must be a positive integer"),
             shutdown_timeout_seconds=read("LEDGER_SHUTDOWN_TIMEOUT_SECONDS", 10.0, positive_float,
                                           "must be a positive number"),

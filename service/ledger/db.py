@@ -66,6 +66,9 @@ def translate_errors() -> Iterator[None]:
             raise _ENGINE_REFUSALS[sqlstate](template.format(subject) if template else None) from None
         if constraint in _CONSTRAINT_REFUSALS:
             raise _CONSTRAINT_REFUSALS[constraint]() from None
+        if isinstance(exc, asyncpg.exceptions.LockNotAvailableError):
+            # Only the idempotency key claim runs with a lock_timeout (0002_post_transaction.sql).
+            raise errors.IdempotencyKeyInUse("a request with this key is still in flight; retry shortly") from None
         if isinstance(exc, asyncpg.exceptions.NumericValueOutOfRangeError):
             raise errors.ValidationFailed(
                 [errors.FieldError("/postings", "a balance would leave the signed 64-bit range")]

@@ -18,6 +18,7 @@
     ├── CurrencyMismatch          422 currency-mismatch
     ├── InsufficientFunds         422 insufficient-funds
     ├── IdempotencyKeyReused      422 idempotency-key-reused
+    ├── RateLimited               429 rate-limited           per API key token bucket; carries Retry-After
     ├── Unavailable               503 unavailable            database down; carries Retry-After
     └── InternalError             500 internal-error         never carries details
 
@@ -47,6 +48,12 @@ class LedgerError(Exception):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        # True when this refusal is the remembered answer to an earlier request with the same idempotency key.
+        self.replayed = False
+
+    def remembered(self) -> dict[str, object]:
+        """What an idempotency key stores of this refusal, to give it again (see `from_remembered`)."""
+        return {"slug": self.slug, "detail": self.detail}
 
 
 class InvalidRequest(LedgerError):
@@ -83,6 +90,7 @@ class AlreadyReversed(LedgerError):
 
 class IdempotencyKeyInUse(LedgerError):
     status, slug, title = 409, "idempotency-key-in-use", "A request with this idempotency key is in flight"
+    retry_after_seconds = 1
 
 
 class PayloadTooLarge(LedgerError):
@@ -99,6 +107,9 @@ class ValidationFailed(LedgerError):
     def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
         super().__init__(detail or "; ".join(f"{e.pointer or '/'}: {e.detail}" for e in errors))
         self.errors = errors
+
+    def remembered(self) -> dict[str, object]:
+        return {**super().remembered(), "errors": [{"pointer": e.pointer, "detail": e.detail} for e in self.errors]}
 
 
 class UnbalancedTransaction(LedgerError):
@@ -121,6 +132,14 @@ class IdempotencyKeyReused(LedgerError):
     status, slug, title = 422, "idempotency-key-reused", "The idempotency key was used for another request"
 
 
+class RateLimited(LedgerError):
+    status, slug, title = 429, "rate-limited", "Too many requests for this API key"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unavailable(LedgerError):
     status, slug, title = 503, "unavailable", "The ledger is temporarily unavailable"
 
@@ -131,6 +150,21 @@ class Unavailable(LedgerError):
 
 class InternalError(LedgerError):
     status, slug, title = 500, "internal-error", "Internal error"
+
+
+def from_remembered(body: dict[str, object]) -> LedgerError:
+    """Rebuild a remembered refusal (see `LedgerError.remembered`), marked as a replay."""
+    kind = next((k for k in all_problem_classes() if k.slug == body.get("slug")), InternalError)
+    detail = str(body.get("detail", ""))
+    refusal: LedgerError
+    if kind is ValidationFailed:
+        raw = body.get("errors")
+        items = raw if isinstance(raw, list) else []
+        refusal = ValidationFailed([FieldError(str(e["pointer"]), str(e["detail"])) for e in items], detail)
+    else:
+        refusal = kind(detail)
+    refusal.replayed = True
+    return refusal
 
 
 def all_problem_classes() -> list[type[LedgerError]]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from ledger.errors import FieldError, UnbalancedTransaction, ValidationFailed
 from ledger.money import INT64_MAX, INT64_MIN
 
@@ -124,6 +126,12 @@ def check_postings(postings: list[NewPosting]) -> None:
     if None not in by_currency and any(total != 0 for total in declared.values()):
         raise UnbalancedTransaction("the postings do not sum to zero in " + ", ".join(
             sorted(currency for currency, total in declared.items() if total != 0)))  # fmt: skip
+
+
+def check_metadata_size(metadata: dict[str, Any], *, max_bytes: int, pointer: str = "/metadata") -> None:
+    size = len(orjson.dumps(metadata))
+    if size > max_bytes:
+        raise ValidationFailed([FieldError(pointer, f"is {size} bytes of JSON; at most {max_bytes} are allowed")])
 
 
 def reversal_of(original: Transaction) -> list[NewPosting]:

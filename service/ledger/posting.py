@@ -12,16 +12,18 @@ import hashlib
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import orjson
 
-from ledger import sql
+from ledger import errors, sql
 from ledger.accounts import account_id
+from ledger.audit import Actor
 from ledger.db import translate_errors
-from ledger.errors import NotFound
+from ledger.errors import LedgerError, NotFound
 from ledger.model import NewPosting, Page, Posting, Transaction, check_postings, new_transaction_id, reversal_of
 from ledger.pagination import decode_int_cursor, encode_cursor
 
@@ -30,6 +32,25 @@ log = logging.getLogger(__name__)
 # Ordered locks make deadlocks impossible by construction; this only absorbs the unforeseen, so that no
 # deadlock or serialization failure ever reaches a client as an error.
 _RETRIES_MAX = 3
+
+# Refusals that depend on the ledger's state at the time: remembered under the idempotency key, so that a
+# retry gets the same answer even after the state changed. (Malformed requests are refused the same way
+# every time, so nothing needs remembering for them.)
+_REMEMBERED_REFUSALS = (
+    errors.UnknownAccount, errors.CurrencyMismatch, errors.UnbalancedTransaction, errors.InsufficientFunds,
+    errors.DuplicateReference, errors.AlreadyReversed, errors.ValidationFailed,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """An Idempotency-Key as the engine uses it: scoped to the API key that sent it."""
+
+    scope: str
+    key: str
+    fingerprint: bytes
+    ttl: timedelta = timedelta(hours=24)
+    in_flight_wait: timedelta = timedelta(seconds=2)
 
 
 def request_fingerprint(*, method: str, route: str, body: Any) -> bytes:
@@ -42,57 +63,89 @@ async def post_transaction(
     conn: asyncpg.Connection,
     *,
     postings: list[NewPosting],
-    idempotency_key: str,
-    fingerprint: bytes,
-    idempotency_scope: str = "",
-    idempotency_ttl: timedelta = timedelta(hours=24),
+    idempotency: IdempotencyKey,
+    actor: Actor,
     description: str | None = None,
     reference: str | None = None,
     metadata: dict[str, Any] | None = None,
     reverses: uuid.UUID | None = None,
 ) -> tuple[Transaction, bool]:
     """Post atomically, at most once per idempotency key. Returns the transaction and whether it is a replay
-    of an earlier request with the same key."""
+    of an earlier request with the same key; a remembered refusal is raised again, marked `replayed`."""
     check_postings(postings)
     transaction_id = new_transaction_id()
     metadata = metadata or {}
+    audit_payload = {
+        "postings": [{"account": p.account, "amount": p.amount} for p in postings],
+        "reference": reference,
+        "reverses": str(reverses) if reverses else None,
+    }
     args = (
-        transaction_id, idempotency_scope, idempotency_key, fingerprint, idempotency_ttl,
+        transaction_id, idempotency.scope, idempotency.key, idempotency.fingerprint, idempotency.ttl,
+        f"{int(idempotency.in_flight_wait.total_seconds() * 1000)}ms",
         [p.account for p in postings], [p.amount for p in postings], [p.currency for p in postings],
-        description, reference, metadata, reverses,
+        description, reference, metadata, reverses, actor.name, actor.request_id, actor.trace_id, audit_payload,
     )  # fmt: skip
-    for attempt in range(1, _RETRIES_MAX + 1):
-        try:
-            with translate_errors():
-                rows = await conn.fetch(sql.POST_TRANSACTION, *args)
-            break
-        except asyncpg.exceptions.TransactionRollbackError:
-            if attempt == _RETRIES_MAX:
-                raise
-            log.warning("posting retried", extra={"fields": {"attempt": attempt}})
-            await asyncio.sleep(random.uniform(0.001, 0.005 * attempt))  # noqa: S311 (jitter, not crypto)
-    if rows[0]["replayed"]:
-        return await get_transaction(conn, transaction_id=rows[0]["transaction_id"]), True
+    try:
+        rows = await _call_engine(conn, args)
+    except _REMEMBERED_REFUSALS as refusal:
+        await _remember(conn, idempotency, refusal)
+        raise
+    first = rows[0]
+    if first["replayed"]:
+        if first["refusal_status"] is not None:
+            raise errors.from_remembered(first["refusal_body"])
+        return await get_transaction(conn, transaction_id=first["transaction_id"]), True
     transaction = Transaction(
         id=transaction_id,
         postings=[Posting(r["account"], r["amount"], r["currency"], r["balance_after"]) for r in rows],
         description=description,
         reference=reference,
         metadata=metadata,
-        created_at=rows[0]["created_at"],
+        created_at=first["created_at"],
         reverses=reverses,
     )
     return transaction, False
+
+
+async def _call_engine(conn: asyncpg.Connection, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+    for attempt in range(1, _RETRIES_MAX + 1):
+        try:
+            with translate_errors():
+                rows: list[asyncpg.Record] = await conn.fetch(sql.POST_TRANSACTION, *args)
+            return rows
+        except asyncpg.exceptions.TransactionRollbackError:
+            if attempt == _RETRIES_MAX:
+                raise
+            log.warning("posting retried", extra={"fields": {"attempt": attempt}})
+            await asyncio.sleep(random.uniform(0.001, 0.005 * attempt))  # noqa: S311 (jitter, not crypto)
+    raise AssertionError("unreachable")
+
+
+async def _remember(conn: asyncpg.Connection, idempotency: IdempotencyKey, refusal: LedgerError) -> None:
+    """Store the refusal under the key. If a concurrent request with the same key got there first, its
+    answer is the one this key gives: raise that instead."""
+    with translate_errors():
+        stored = await conn.fetchval(
+            sql.STORE_IDEMPOTENT_REFUSAL, idempotency.scope, idempotency.key, idempotency.fingerprint,
+            refusal.status, refusal.remembered(), idempotency.ttl,
+        )  # fmt: skip
+        if stored:
+            return
+        existing = await conn.fetchrow(sql.SELECT_IDEMPOTENCY_KEY, idempotency.scope, idempotency.key)
+    if existing is None or existing["fingerprint"] != idempotency.fingerprint:
+        raise errors.IdempotencyKeyReused()
+    if existing["response_body"] is not None:
+        raise errors.from_remembered(existing["response_body"])
+    raise errors.IdempotencyKeyInUse("a request with this key has just succeeded; retry to get its answer")
 
 
 async def reverse_transaction(
     conn: asyncpg.Connection,
     *,
     transaction_id: uuid.UUID,
-    idempotency_key: str,
-    fingerprint: bytes,
-    idempotency_scope: str = "",
-    idempotency_ttl: timedelta = timedelta(hours=24),
+    idempotency: IdempotencyKey,
+    actor: Actor,
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> tuple[Transaction, bool]:
@@ -101,14 +154,23 @@ async def reverse_transaction(
     return await post_transaction(
         conn,
         postings=reversal_of(original),
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-        idempotency_scope=idempotency_scope,
-        idempotency_ttl=idempotency_ttl,
+        idempotency=idempotency,
+        actor=actor,
         description=description if description is not None else f"reversal of {original.id}",
         metadata=metadata,
         reverses=original.id,
     )
+
+
+async def purge_expired_idempotency_keys(conn: asyncpg.Connection, *, batch_size: int = 1000) -> int:
+    """Delete expired keys in small batches until none is left; return how many went."""
+    purged = 0
+    while True:
+        status = await conn.execute(sql.PURGE_EXPIRED_IDEMPOTENCY_KEYS, batch_size)
+        deleted = int(status.split()[-1])
+        purged += deleted
+        if deleted < batch_size:
+            return purged
 
 
 def _transactions(rows: list[asyncpg.Record]) -> dict[uuid.UUID, Transaction]:

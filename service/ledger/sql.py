@@ -4,9 +4,17 @@ DDL lives only in `migrations/`. Never build SQL with f-strings.
 """
 
 INSERT_ACCOUNT = """
-INSERT INTO accounts (code, currency, min_balance, metadata)
-VALUES ($1, $2, $3, $4)
-RETURNING code, currency, min_balance, balance, metadata, created_at
+WITH account AS (
+    INSERT INTO accounts (code, currency, min_balance, metadata)
+    VALUES ($1, $2, $3, $4)
+    RETURNING code, currency, min_balance, balance, metadata, created_at
+), audit AS (
+    INSERT INTO audit_outbox (occurred_at, actor, action, subject, request_id, trace_id, payload)
+    SELECT created_at, $5, 'account.created', code, $6, $7,
+           jsonb_build_object('currency', currency, 'min_balance', min_balance, 'metadata', metadata)
+      FROM account
+)
+SELECT code, currency, min_balance, balance, metadata, created_at FROM account
 """
 
 SELECT_ACCOUNT = """
@@ -24,9 +32,35 @@ SELECT code, currency, min_balance, balance, metadata, created_at FROM accounts
 """
 
 POST_TRANSACTION = """
-SELECT replayed, transaction_id, created_at, position, account, amount, currency, balance_after
-  FROM ledger_post_transaction($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+SELECT replayed, refusal_status, refusal_body, transaction_id, created_at, position, account, amount, currency,
+       balance_after
+  FROM ledger_post_transaction($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
+
+# A refusal that depends on the ledger's state is remembered, so that a retry gets the same answer. A row
+# already there (a concurrent request with the same key won) is returned instead.
+STORE_IDEMPOTENT_REFUSAL = """
+INSERT INTO idempotency_keys AS k (scope, key, fingerprint, response_status, response_body, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = EXCLUDED.fingerprint, transaction_id = NULL, response_status = EXCLUDED.response_status,
+        response_body = EXCLUDED.response_body, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    WHERE k.expires_at < now()
+RETURNING true AS stored
+"""
+
+SELECT_IDEMPOTENCY_KEY = """
+SELECT fingerprint, transaction_id, response_status, response_body FROM idempotency_keys
+ WHERE scope = $1 AND key = $2
+"""
+
+# Small batches through the expiry index: no long lock, no pause for writers.
+PURGE_EXPIRED_IDEMPOTENCY_KEYS = """
+DELETE FROM idempotency_keys
+ WHERE (scope, key) IN (SELECT scope, key FROM idempotency_keys WHERE expires_at < now() LIMIT $1)
+"""
+
+COUNT_IDEMPOTENCY_KEYS = "SELECT count(*) FROM idempotency_keys"
 
 SELECT_TRANSACTIONS = """
 SELECT t.id, t.description, t.reference, t.metadata, t.created_at, t.reverses,
@@ -57,6 +91,83 @@ SELECT balance_after FROM postings
 """
 
 SELECT_APPLIED_MIGRATIONS = "SELECT migration_id FROM _yoyo_migration"
+
+# ---- API keys
+
+INSERT_API_KEY = """
+WITH api_key AS (
+    INSERT INTO api_keys (id, name, scopes, secret_sha256, expires_at)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (secret_sha256) DO NOTHING
+    RETURNING id, name, scopes, created_at, expires_at, revoked_at
+), audit AS (
+    INSERT INTO audit_outbox (occurred_at, actor, action, subject, request_id, trace_id, payload)
+    SELECT created_at, $6, 'api_key.created', id::text, $7, $8,
+           jsonb_build_object('name', name, 'scopes', scopes, 'expires_at', expires_at)
+      FROM api_key
+)
+SELECT id, name, scopes, created_at, expires_at, revoked_at FROM api_key
+"""
+
+SELECT_API_KEY_BY_DIGEST = """
+SELECT id, name, scopes, created_at, expires_at, revoked_at, secret_sha256 FROM api_keys WHERE secret_sha256 = $1
+"""
+
+LIST_API_KEYS = """
+SELECT id, name, scopes, created_at, expires_at, revoked_at FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2
+"""
+
+REVOKE_API_KEY = """
+WITH revoked AS (
+    UPDATE api_keys SET revoked_at = clock_timestamp() WHERE id = $1 AND revoked_at IS NULL
+    RETURNING id, name, scopes, created_at, expires_at, revoked_at
+), audit AS (
+    INSERT INTO audit_outbox (occurred_at, actor, action, subject, request_id, trace_id, payload)
+    SELECT revoked_at, $2, 'api_key.revoked', id::text, $3, $4, jsonb_build_object('name', name) FROM revoked
+)
+SELECT id, name, scopes, created_at, expires_at, revoked_at FROM revoked
+"""
+
+SELECT_API_KEY = "SELECT id, name, scopes, created_at, expires_at, revoked_at FROM api_keys WHERE id = $1"
+
+# ---- audit log (ledger.audit)
+
+# Entries whose writing transaction is older than every running one: nothing can be inserted before them
+# any more, so chaining them now fixes their order for good.
+SELECT_FINISHED_OUTBOX = """
+SELECT id, occurred_at, actor, action, subject, request_id, trace_id, payload FROM audit_outbox
+ WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY id
+ LIMIT $1
+"""
+
+SELECT_LAST_AUDIT_LINK = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1"
+
+INSERT_AUDIT_LOG = """
+INSERT INTO audit_log (sequence, occurred_at, actor, action, subject, request_id, trace_id, payload,
+                       previous_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+DELETE_OUTBOX = "DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])"
+
+TRY_ADVISORY_LOCK = "SELECT pg_try_advisory_lock($1)"
+ADVISORY_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+SELECT_AUDIT_LOG = """
+SELECT sequence, occurred_at, actor, action, subject, request_id, trace_id, payload, previous_hash, hash
+  FROM audit_log WHERE sequence > $1 ORDER BY sequence LIMIT $2
+"""
+
+SELECT_AUDIT_CHAIN = """
+SELECT sequence, occurred_at, actor, action, subject, request_id, trace_id, payload, previous_hash, hash
+  FROM audit_log ORDER BY sequence
+"""
+
+SELECT_CHAIN_STATUS = """
+SELECT count(*) AS pending, coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0) AS lag_seconds
+  FROM audit_outbox
+"""
 
 # ---- invariant checks (ledger.verify): each returns up to 10 offending rows, none when the invariant holds.
 
@@ -141,6 +252,15 @@ SELECT r.id::text AS subject, 'does not negate ' || r.reverses::text AS problem
 CHECK_IDEMPOTENCY_KEYS = """
 SELECT k.scope || '/' || k.key AS subject, 'names missing transaction ' || k.transaction_id::text AS problem
   FROM idempotency_keys AS k
- WHERE NOT EXISTS (SELECT 1 FROM transactions AS t WHERE t.id = k.transaction_id)
+ WHERE k.transaction_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM transactions AS t WHERE t.id = k.transaction_id)
+ LIMIT 10
+"""
+
+# Every transaction was recorded in the audit trail (chained, or still in the outbox).
+CHECK_TRANSACTIONS_AUDITED = """
+SELECT t.id::text AS subject, 'has no audit entry' AS problem
+  FROM transactions AS t
+ WHERE NOT EXISTS (SELECT 1 FROM audit_log AS l WHERE l.subject = t.id::text AND l.action LIKE 'transaction.%')
+   AND NOT EXISTS (SELECT 1 FROM audit_outbox AS o WHERE o.subject = t.id::text AND o.action LIKE 'transaction.%')
  LIMIT 10
 """

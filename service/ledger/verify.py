@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from ledger import sql
+from ledger.audit import verify_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,9 @@ CHECKS: tuple[Check, ...] = (
     Check("floors_held", "4: no balance is below its account's min_balance", sql.CHECK_FLOORS_HELD),
     Check("reversals_mirror", "2: a reversal negates exactly the postings it reverses", sql.CHECK_REVERSALS_MIRROR),
     Check("idempotency_keys", "5: every idempotency key names a transaction that exists", sql.CHECK_IDEMPOTENCY_KEYS),
+    Check("transactions_audited", "7: every transaction has an audit entry", sql.CHECK_TRANSACTIONS_AUDITED),
 )  # fmt: skip
+AUDIT_CHAIN = Check("audit_chain", "7: the audit log's hash chain verifies, with no gap", "")
 
 
 async def verify(conn: asyncpg.Connection) -> list[Violation]:
@@ -54,14 +57,16 @@ async def verify(conn: asyncpg.Connection) -> list[Violation]:
         for check in CHECKS:
             for row in await conn.fetch(check.query):
                 violations.append(Violation(check.name, check.invariant, row["subject"], row["problem"]))
+        for subject, problem in await verify_chain(conn):
+            violations.append(Violation(AUDIT_CHAIN.name, AUDIT_CHAIN.invariant, subject, problem))
     return violations
 
 
 def report(violations: list[Violation]) -> str:
     if not violations:
-        return f"ledger verified: every invariant holds ({len(CHECKS)} checks)"
+        return f"ledger verified: every invariant holds ({len(CHECKS) + 1} checks)"
     lines = ["LEDGER INVARIANTS BROKEN:"]
-    for check in CHECKS:
+    for check in (*CHECKS, AUDIT_CHAIN):
         broken = [v for v in violations if v.check == check.name]
         if broken:
             lines.append(f"- {check.name} (invariant {check.invariant}):")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ADMIN_SECRET
+
 
 def _ledger(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ledger", *args], env=env, capture_output=True, text=True, timeout=60)
@@ -44,6 +46,7 @@ def _request(url: str, body: dict[str, object] | None = None, key: str | None = 
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
     request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", f"Bearer {ADMIN_SECRET}")
     if key:
         request.add_header("Idempotency-Key", key)
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -51,7 +54,12 @@ def _request(url: str, body: dict[str, object] | None = None, key: str | None = 
 
 
 def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "LEDGER_DATA_DIR": str(data_dir), "LEDGER_PORT": str(port)}
+    env = {
+        **os.environ,
+        "LEDGER_DATA_DIR": str(data_dir),
+        "LEDGER_PORT": str(port),
+        "LEDGER_BOOTSTRAP_API_KEY": ADMIN_SECRET,
+    }
     env.pop("LEDGER_DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "ledger", "serve", "--migrate"], env=env, stdout=subprocess.PIPE, text=True

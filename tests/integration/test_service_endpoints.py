@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ledger.app import create_app
 from ledger.config import Settings
 from tests.api import open_account, problem
+from tests.conftest import AUTH
 
 
 async def test_healthz_and_readyz_answer_ok_on_a_migrated_database(client) -> None:
@@ -28,7 +29,7 @@ async def test_readyz_is_503_while_the_database_is_unreachable() -> None:
         assert response.headers["Retry-After"] == "1"
         assert (await response.json())["status"] == "unavailable"
         assert (await client.get("/healthz")).status == 200
-        body = await problem(await client.get("/v1/accounts/sohag:wallet"), 503, "unavailable")
+        body = await problem(await client.get("/v1/accounts/sohag:wallet", headers=AUTH), 503, "unavailable")
         assert "Retry-After" in response.headers and body["detail"]
 
 

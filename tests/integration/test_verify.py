@@ -44,7 +44,12 @@ def _tamper(url: str, *statements: str) -> None:
 
 
 async def test_verify_passes_on_a_ledger_written_by_the_service(busy_ledger, clean_database) -> None:
-    assert await _violations(clean_database) == []
+    conn = await asyncpg.connect(clean_database)
+    try:
+        violations = await verify(conn)
+    finally:
+        await conn.close()
+    assert violations == [], report(violations)
     assert report([]).startswith("ledger verified")
 
 
@@ -99,7 +104,7 @@ async def test_verify_cli_exits_nonzero_with_a_readable_report(busy_ledger, clea
     env = {**os.environ, "LEDGER_DATABASE_URL": clean_database}
     ok = await asyncio.to_thread(_cli_verify, env)
     assert ok.returncode == 0, ok.stderr
-    assert f"({len(CHECKS)} checks)" in ok.stdout
+    assert f"({len(CHECKS) + 1} checks)" in ok.stdout
     _tamper(clean_database, "UPDATE accounts SET balance = balance + 7 WHERE code = 'b'")
     bad = await asyncio.to_thread(_cli_verify, env)
     assert bad.returncode == 1

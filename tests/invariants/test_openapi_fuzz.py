@@ -9,12 +9,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from tests.conftest import AUTH
 from tests.live import LiveServer
 
 
 @pytest.fixture(scope="module")
 def api_schema(live_server: LiveServer, database_url: str) -> schemathesis.BaseSchema:
-    with httpx.Client(base_url=live_server.url) as http:
+    with httpx.Client(base_url=live_server.url, headers=AUTH) as http:
         for code, floor in (("world", None), ("sohag:wallet", 0), ("friend:wallet", -100)):
             http.post("/v1/accounts", json={"code": code, "currency": "BDT", "min_balance": floor})
         http.post(
@@ -34,4 +35,4 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_every_operation_conforms_to_the_document(case: schemathesis.Case) -> None:
     # Schema-valid is not the same as acceptable (an unknown account, a cursor we never issued): the
     # positive-data check would demand 2xx for those, so it is the one check left out.
-    case.call_and_validate(excluded_checks=[schemathesis.checks.positive_data_acceptance])
+    case.call_and_validate(headers=AUTH, excluded_checks=[schemathesis.checks.positive_data_acceptance])

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from ledger.verify import report, verify
-from tests.conftest import empty_tables
+from tests.conftest import AUTH, empty_tables
 from tests.live import LiveServer
 
 CODES = ["a", "b", "c", "d:x", "e:y"]
@@ -69,8 +69,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        empty_tables(self.database_url)
-        self.http = httpx.Client(base_url=self.server.url, timeout=30)
+        empty_tables(self.database_url, keep_api_keys=True)
+        self.http = httpx.Client(base_url=self.server.url, timeout=30, headers=AUTH)
         self.model = Model()
         self.sent: dict[str, tuple[list[tuple[str, int]], httpx.Response]] = {}
 

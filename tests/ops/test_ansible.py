@@ -68,6 +68,15 @@ SECRET_STRINGS = [
 # unit state on a machine without systemd, and packages from Docker's not-yet-added source.
 IGNORABLE_ACTIONS = {"ansible.builtin.systemd_service", "ansible.builtin.apt"}
 
+FAULT_INJECTION = """
+- name: Fail the health gate on purpose (test fault injection)
+  ansible.builtin.fail:
+    msg: /readyz never answered 200 (injected)
+  when: >-
+    (ledger_test_fail_new_image | default(false) and ledger_compose_image_tag == ledger_image_tag)
+    or (ledger_test_fail_rollback | default(false) and ledger_compose_image_tag != ledger_image_tag)
+"""
+
 RECORDER_PLUGIN = '''
 import json
 import os
@@ -235,10 +244,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, key_server: str) -> Work
         ignore=shutil.ignore_patterns(".ansible", "vault.yml", "*.retry", ".vault-pass*"),
     )
 
+    # Fault injection, in the copy only: a health gate that fails on request, for the new
+    # image or for the rollback target, so that check mode can walk the rescue path.
+    start_tasks = ansible_dir / "roles" / "ledger" / "tasks" / "start.yml"
+    start_tasks.write_text(start_tasks.read_text(encoding="utf-8") + FAULT_INJECTION, encoding="utf-8")
+
     state = root / "state"
     opt_ledger = state / "opt-ledger"
     backups = state / "backups"
     opt_ledger.mkdir(parents=True)
+    (state / "fresh-host").mkdir()
     backups.mkdir()
     (opt_ledger / ".deployed_tag").write_text(PREVIOUS_TAG + "\n", encoding="utf-8")
     (opt_ledger / ".deployed_image").write_text(f"{IMAGE_REPOSITORY}:{PREVIOUS_TAG}\n", encoding="utf-8")
@@ -280,7 +295,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, key_server: str) -> Work
         ANSIBLE_CALLBACK_PLUGINS=str(plugins),
         ANSIBLE_CALLBACKS_ENABLED="ledger_record",
         ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PIPELINING="1",
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_DEPRECATION_WARNINGS="0",
     )
@@ -303,12 +317,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, key_server: str) -> Work
     return Workspace(root, ansible_dir, inventory, vault_file, vault_password_file, state, env)
 
 
-def _play(workspace: Workspace, playbook: str, *extra: str) -> Run:
-    """Run a playbook in check mode against localhost the way the deploy workflow does:
+@dataclass
+class _Started:
+    process: subprocess.Popen[str]
+    record: Path
+
+
+def _start_play(workspace: Workspace, playbook: str, *extra: str) -> _Started:
+    """Start a playbook in check mode against localhost the way the deploy workflow runs it:
     from the repository root, without ansible.cfg, with a vault password file."""
     record = workspace.root / f"record-{playbook}-{len(list(workspace.root.glob('record-*')))}.json"
+    record.touch()
     env = dict(workspace.env, LEDGER_TEST_RECORD=str(record))
-    completed = subprocess.run(
+    process = subprocess.Popen(
         [
             _tool("ansible-playbook"),
             "-i",
@@ -325,14 +346,27 @@ def _play(workspace: Workspace, playbook: str, *extra: str) -> Run:
         ],
         cwd=workspace.ansible_dir.parent,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
-        check=False,
     )
-    output = completed.stdout + completed.stderr
-    results = json.loads(record.read_text(encoding="utf-8")) if record.exists() else []
-    return Run(completed.returncode, output, results)
+    return _Started(process, record)
+
+
+def _finish(started: _Started) -> Run:
+    try:
+        output, _ = started.process.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        started.process.kill()
+        output, _ = started.process.communicate()
+        pytest.fail(f"ansible-playbook timed out:\n{output[-4000:]}", pytrace=False)
+    text = started.record.read_text(encoding="utf-8")
+    results = json.loads(text) if text else []
+    return Run(started.process.returncode, output, results)
+
+
+def _play(workspace: Workspace, playbook: str, *extra: str) -> Run:
+    return _finish(_start_play(workspace, playbook, *extra))
 
 
 def _assert_clean(run: Run) -> None:
@@ -350,39 +384,64 @@ def _assert_no_secret_leaks(run: Run) -> None:
 
 
 @pytest.fixture(scope="module")
-def provision_run(workspace: Workspace) -> Run:
-    return _play(workspace, "provision.yml")
-
-
-@pytest.fixture(scope="module")
-def deploy_run(workspace: Workspace) -> Run:
-    return _play(
-        workspace,
-        "deploy.yml",
-        "-e",
-        f"ledger_image_repository={IMAGE_REPOSITORY}",
-        "-e",
-        f"ledger_image_tag={NEW_TAG}",
-    )
-
-
-@pytest.fixture(scope="module")
-def restore_drill_run(workspace: Workspace) -> Run:
-    return _play(workspace, "restore-drill.yml")
-
-
-def test_ansible_lint_passes_the_production_profile_offline(workspace: Workspace) -> None:
-    completed = subprocess.run(
+def check_runs(workspace: Workspace) -> dict[str, Run]:
+    """ansible-lint and the playbooks in check mode, run side by side to keep the suite quick."""
+    # Linted in place (not the copy, which has the fault injection); .ansible-lint there
+    # excludes an operator's encrypted vault.yml.
+    lint = subprocess.Popen(
         [_tool("ansible-lint"), "--offline", "--profile", "production", "--nocolor"],
-        cwd=workspace.ansible_dir,
+        cwd=ANSIBLE_DIR,
         env=workspace.env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=180,
-        check=False,
     )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output[-8000:]
+    deploy = ("deploy.yml", "-e", f"ledger_image_repository={IMAGE_REPOSITORY}", "-e", f"ledger_image_tag={NEW_TAG}")
+    started = {
+        "provision": _start_play(workspace, "provision.yml"),
+        "deploy": _start_play(workspace, *deploy),
+        "restore-drill": _start_play(workspace, "restore-drill.yml"),
+        "deploy-rolled-back": _start_play(workspace, *deploy, "-e", "ledger_test_fail_new_image=true"),
+        "deploy-rollback-failed": _start_play(
+            workspace, *deploy, "-e", "ledger_test_fail_new_image=true", "-e", "ledger_test_fail_rollback=true"
+        ),
+        "deploy-first-failed": _start_play(
+            workspace,
+            *deploy,
+            "-e",
+            "ledger_test_fail_new_image=true",
+            "-e",
+            f"ledger_base_dir={workspace.state / 'fresh-host'}",
+        ),
+    }
+    runs = {name: _finish(run) for name, run in started.items()}
+    try:
+        lint_output, _ = lint.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        lint.kill()
+        lint_output, _ = lint.communicate()
+    runs["ansible-lint"] = Run(lint.returncode, lint_output, [])
+    return runs
+
+
+@pytest.fixture(scope="module")
+def provision_run(check_runs: dict[str, Run]) -> Run:
+    return check_runs["provision"]
+
+
+@pytest.fixture(scope="module")
+def deploy_run(check_runs: dict[str, Run]) -> Run:
+    return check_runs["deploy"]
+
+
+@pytest.fixture(scope="module")
+def restore_drill_run(check_runs: dict[str, Run]) -> Run:
+    return check_runs["restore-drill"]
+
+
+def test_ansible_lint_passes_the_production_profile_offline(check_runs: dict[str, Run]) -> None:
+    output = check_runs["ansible-lint"].output
+    assert check_runs["ansible-lint"].returncode == 0, output[-8000:]
     assert "Profile 'production' was required, and it passed" in output, output[-4000:]
 
 
@@ -460,7 +519,8 @@ def test_provision_firewall_lets_in_only_ssh_http_and_https(provision_run: Run) 
     assert "tcp dport { 22, 80, 443 } ct state new accept" in ruleset
     assert "udp dport { 443 } accept" in ruleset
     # A flush would also delete Docker's NAT rules.
-    assert "flush ruleset" not in ruleset
+    commands = [line.strip() for line in ruleset.splitlines() if not line.strip().startswith("#")]
+    assert not [line for line in commands if line.startswith("flush")], ruleset
     assert ruleset.count("dport") == 2
 
 
@@ -554,6 +614,49 @@ def test_deploy_refuses_a_moving_image_tag(workspace: Workspace) -> None:
     assert "ledger_image_tag=<git commit sha>" in failed[0]["result"]["msg"]
     # Nothing was attempted, so nothing was rolled back.
     assert not run.tasks("Note why the deploy failed")
+
+
+def _failure_message(run: Run) -> str:
+    """The message the play ends on (the callback also sees the failures that were rescued)."""
+    failed = run.failures()
+    assert failed and failed[-1]["task"] == "Fail the deploy", failed
+    return str(failed[-1]["result"]["msg"])
+
+
+def test_deploy_rolls_back_to_the_recorded_tag_when_the_new_image_is_not_ready(check_runs: dict[str, Run]) -> None:
+    """A failed health gate (injected) sends the play into the rescue: the compose file is
+    written again for the tag recorded on the host, the stack is restarted on it and waits
+    for /readyz, the record is left alone, and the play fails naming both tags."""
+    run = check_runs["deploy-rolled-back"]
+    assert run.returncode != 0
+    compose = yaml.safe_load(run.rendered(f"Write the compose file for image {PREVIOUS_TAG}"))
+    assert compose["services"]["ledger"]["image"] == f"{IMAGE_REPOSITORY}:{PREVIOUS_TAG}"
+    waits = run.tasks("Wait until /readyz answers 200 on the host's loopback port")
+    assert len(waits) == 2, "the health gate must run for the new image and again for the rollback"
+    assert run.tasks("Note the successful rollback")
+    assert not run.tasks("Record the deployed tag for the next rollback")
+    message = _failure_message(run)
+    assert f"DEPLOY OF {IMAGE_REPOSITORY}:{NEW_TAG} TO localhost FAILED" in message
+    assert "Fail the health gate on purpose (test fault injection)" in message
+    assert f"rolled back to {IMAGE_REPOSITORY}:{PREVIOUS_TAG}, which is ready" in message
+    _assert_no_secret_leaks(run)
+
+
+def test_deploy_says_so_loudly_when_the_rollback_fails_too(check_runs: dict[str, Run]) -> None:
+    run = check_runs["deploy-rollback-failed"]
+    assert run.returncode != 0
+    assert not run.tasks("Note the successful rollback")
+    message = _failure_message(run)
+    assert f"ROLLBACK TO {PREVIOUS_TAG} FAILED too" in message
+    assert "The service may be down" in message
+
+
+def test_deploy_fails_without_rollback_when_no_previous_tag_is_recorded(check_runs: dict[str, Run]) -> None:
+    run = check_runs["deploy-first-failed"]
+    assert run.returncode != 0
+    assert not run.tasks(f"Write the compose file for image {PREVIOUS_TAG}")
+    message = _failure_message(run)
+    assert "no previous deploy is recorded" in message
 
 
 def test_restore_drill_picks_the_newest_backup_in_check_mode(restore_drill_run: Run, workspace: Workspace) -> None:

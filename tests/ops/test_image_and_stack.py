@@ -629,11 +629,12 @@ def test_postgres_init_script_creates_least_privilege_logins() -> None:
             roles = sql(
                 "ledger_owner",
                 passwords["ledger_owner"],
-                "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls "
+                "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolinherit "
                 "FROM pg_roles WHERE rolname IN ('ledger_app', 'ledger_exporter') ORDER BY 1",
             )
             assert_ok(roles, "reading pg_roles")
-            assert roles.stdout.split() == ["ledger_app|t|f|f|f|f", "ledger_exporter|t|f|f|f|f"]
+            # ledger_app does not inherit (as in ansible/); the exporter must, to use pg_monitor's rights.
+            assert roles.stdout.split() == ["ledger_app|t|f|f|f|f|f", "ledger_exporter|t|f|f|f|f|t"]
 
             app = sql(
                 "ledger_app",

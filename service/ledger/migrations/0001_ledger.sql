@@ -62,14 +62,21 @@ CREATE TABLE postings (
 );
 CREATE INDEX postings_account_time ON postings (account_id, created_at, account_sequence);
 
+-- One row per (API key, Idempotency-Key): either the transaction it created, or the refusal it got (a
+-- refusal that depends on the ledger's state, such as insufficient funds, is replayed as it was).
 CREATE TABLE idempotency_keys (
-    scope          text NOT NULL,
-    key            text NOT NULL,
-    fingerprint    bytea NOT NULL,
-    transaction_id uuid NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now(),
-    expires_at     timestamptz NOT NULL,
+    scope           text NOT NULL,
+    key             text NOT NULL,
+    fingerprint     bytea NOT NULL,
+    transaction_id  uuid,
+    response_status smallint,
+    response_body   jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
     CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, key),
+    CONSTRAINT idempotency_keys_outcome CHECK (
+        (transaction_id IS NOT NULL AND response_status IS NULL AND response_body IS NULL)
+        OR (transaction_id IS NULL AND response_status BETWEEN 400 AND 499 AND response_body IS NOT NULL)),
     -- Deferred: the key is claimed first (so a concurrent retry waits on it), the transaction written after.
     CONSTRAINT idempotency_keys_transaction_fkey FOREIGN KEY (transaction_id)
         REFERENCES transactions (id) DEFERRABLE INITIALLY DEFERRED,

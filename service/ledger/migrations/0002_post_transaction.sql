@@ -1,7 +1,7 @@
 -- The posting engine's database half: one call, one round trip, per transaction.
 --
 -- Protocol (docs/adr/0002-concurrency.md): READ COMMITTED; claim the idempotency key (a concurrent retry
--- with the same key waits here, then replays); lock the touched accounts FOR UPDATE in id order (no
+-- with the same key waits here up to p_key_wait, then replays, or gets 55P03 -> idempotency-key-in-use); lock the touched accounts FOR UPDATE in id order (no
 -- deadlocks); check unknown accounts, currencies, per-currency balance and floors in that precedence;
 -- update balances; then write the transaction and its postings (each with balance_after). No client
 -- round trip happens while the account locks are held.
@@ -15,15 +15,22 @@ CREATE FUNCTION ledger_post_transaction(
     p_idempotency_key text,
     p_fingerprint bytea,
     p_idempotency_ttl interval,
+    p_key_wait text,
     p_accounts text[],
     p_amounts bigint[],
     p_currencies text[],
     p_description text,
     p_reference text,
     p_metadata jsonb,
-    p_reverses uuid
+    p_reverses uuid,
+    p_actor text,
+    p_request_id text,
+    p_trace_id text,
+    p_audit_payload jsonb
 ) RETURNS TABLE (
     replayed boolean,
+    refusal_status smallint,
+    refusal_body jsonb,
     transaction_id uuid,
     created_at timestamptz,
     "position" smallint,
@@ -46,23 +53,29 @@ DECLARE
     below_floor text;
     now_ts timestamptz;
 BEGIN
+    -- Only this wait is bounded so: a request with the same key still in flight after p_key_wait is
+    -- answered 409 (SQLSTATE 55P03 lock_not_available), not queued behind it until the statement timeout.
+    PERFORM set_config('lock_timeout', p_key_wait, true);
     INSERT INTO idempotency_keys AS k (scope, key, fingerprint, transaction_id, expires_at)
     VALUES (p_idempotency_scope, p_idempotency_key, p_fingerprint, p_id, now() + p_idempotency_ttl)
     ON CONFLICT (scope, key) DO UPDATE
         -- An expired key may be used again: take it over. A live one is left as it is.
         SET fingerprint = EXCLUDED.fingerprint, transaction_id = EXCLUDED.transaction_id,
+            response_status = NULL, response_body = NULL,
             created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
         WHERE k.expires_at < now();
     IF NOT FOUND THEN
-        SELECT k.fingerprint, k.transaction_id INTO existing FROM idempotency_keys AS k
+        SELECT k.fingerprint, k.transaction_id, k.response_status, k.response_body INTO existing
+          FROM idempotency_keys AS k
          WHERE k.scope = p_idempotency_scope AND k.key = p_idempotency_key;
         IF existing.fingerprint <> p_fingerprint THEN
             RAISE EXCEPTION 'idempotency key reused with a different request' USING ERRCODE = 'LDIDR';
         END IF;
-        RETURN QUERY SELECT true, existing.transaction_id, NULL::timestamptz, NULL::smallint,
-            NULL::text, NULL::bigint, NULL::text, NULL::bigint;
+        RETURN QUERY SELECT true, existing.response_status, existing.response_body, existing.transaction_id,
+            NULL::timestamptz, NULL::smallint, NULL::text, NULL::bigint, NULL::text, NULL::bigint;
         RETURN;
     END IF;
+    PERFORM set_config('lock_timeout', '0', true);
 
     -- Named before the balances are looked at; a racing second reversal still meets the unique index.
     IF p_reverses IS NOT NULL AND EXISTS (SELECT 1 FROM transactions AS t WHERE t.reverses = p_reverses) THEN
@@ -125,6 +138,9 @@ BEGIN
     now_ts := clock_timestamp();
     INSERT INTO transactions (id, description, reference, metadata, reverses, posting_count, created_at)
     VALUES (p_id, p_description, p_reference, p_metadata, p_reverses, cardinality(p_accounts), now_ts);
+    INSERT INTO audit_outbox (occurred_at, actor, action, subject, request_id, trace_id, payload)
+    VALUES (now_ts, p_actor, CASE WHEN p_reverses IS NULL THEN 'transaction.posted' ELSE 'transaction.reversed' END,
+            p_id::text, p_request_id, p_trace_id, p_audit_payload);
 
     RETURN QUERY
     WITH request AS (
@@ -141,7 +157,7 @@ BEGIN
         WINDOW whole AS (PARTITION BY a.id), running AS (PARTITION BY a.id ORDER BY r.pos)
         RETURNING p.position, p.amount, p.currency, p.balance_after
     )
-    SELECT false, p_id, now_ts, i.position, r.code, i.amount, i.currency, i.balance_after
+    SELECT false, NULL::smallint, NULL::jsonb, p_id, now_ts, i.position, r.code, i.amount, i.currency, i.balance_after
       FROM inserted AS i JOIN request AS r ON r.pos = i.position
      ORDER BY i.position;
 END $$;

@@ -5,17 +5,25 @@ from __future__ import annotations
 from aiohttp import web
 
 from ledger import accounts, statements
+from ledger.model import check_metadata_size
 from ledger.web import render
+from ledger.web.auth import actor
 from ledger.web.bodies import query_instant, query_limit, query_text, read_json
 from ledger.web.schemas import AccountIn
-from ledger.web.state import connection
+from ledger.web.state import connection, settings_key
 
 
 async def create_account(request: web.Request) -> web.Response:
     body = await read_json(request, AccountIn)
+    check_metadata_size(body.metadata, max_bytes=request.app[settings_key].metadata_size_max_bytes)
     async with connection(request) as conn:
         account = await accounts.create_account(
-            conn, code=body.code, currency=body.currency, min_balance=body.min_balance, metadata=body.metadata
+            conn,
+            code=body.code,
+            currency=body.currency,
+            min_balance=body.min_balance,
+            metadata=body.metadata,
+            actor=actor(request),
         )
     return render.json_response(
         render.account(account), status=201, headers={"Location": f"/v1/accounts/{account.code}"}

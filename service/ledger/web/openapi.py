@@ -15,7 +15,7 @@ from ledger.web.bodies import LIMIT_DEFAULT, LIMIT_MAX
 _MODELS: list[type[BaseModel]] = [
     schemas.AccountIn, schemas.TransactionIn, schemas.ReversalIn, schemas.AccountOut, schemas.TransactionOut,
     schemas.BalanceOut, schemas.AccountPage, schemas.TransactionPage, schemas.StatementPage, schemas.Problem,
-    schemas.Health,
+    schemas.Health, schemas.KeyIn, schemas.NewKeyOut, schemas.KeyOut, schemas.KeyPage, schemas.AuditPage,
 ]  # fmt: skip
 
 
@@ -143,6 +143,35 @@ def _paths() -> dict[str, Any]:
                               **_problems(400, 404, 409, 413, 415, 422)},
             },
         },
+        "/v1/keys": {
+            "post": {
+                "operationId": "createKey", "summary": "Create an API key (its secret is shown this once)",
+                "tags": ["admin"], "requestBody": _body(schemas.KeyIn),
+                "responses": {"201": _json(schemas.NewKeyOut, "The key with its secret"),
+                              **_problems(400, 413, 415, 422)},
+            },
+            "get": {
+                "operationId": "listKeys", "summary": "List API keys (never their secrets)", "tags": ["admin"],
+                "parameters": [_LIMIT, _CURSOR],
+                "responses": {"200": _json(schemas.KeyPage, "A page of keys"), **_problems(400)},
+            },
+        },
+        "/v1/keys/{id}": {
+            "delete": {
+                "operationId": "revokeKey", "summary": "Revoke an API key, at once", "tags": ["admin"],
+                "parameters": [_ID],
+                "responses": {"200": _json(schemas.KeyOut, "The revoked key"), **_problems(404)},
+            },
+        },
+        "/v1/audit": {
+            "get": {
+                "operationId": "listAudit", "summary": "Audit entries in sequence order, with the chain's lag",
+                "tags": ["admin"],
+                "parameters": [_query("after", "Entries after this sequence (default 0).",
+                                      {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}), _LIMIT, _CURSOR],
+                "responses": {"200": _json(schemas.AuditPage, "A page of audit entries"), **_problems(400)},
+            },
+        },
         "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive", "tags": ["service"],
                              "responses": {"200": _json(schemas.Health, "Alive")}}},
         "/readyz": {"get": {"operationId": "readyz", "summary": "The database answers and is migrated",
@@ -155,6 +184,17 @@ def _paths() -> dict[str, Any]:
             "responses": {"200": {"description": "A page about the problem type",
                                   "content": {"text/html": {"schema": {"type": "string"}}}}, **_problems(404)}}},
     }  # fmt: skip
+
+
+def _secured(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every /v1 operation needs a bearer key: add the requirement and its 401, 403 and 429 problems."""
+    for path, item in paths.items():
+        if path.startswith("/v1/"):
+            for operation in item.values():
+                operation["security"] = [{"bearer": []}]
+                operation["responses"].update(_problems(401, 403, 429))
+                operation["responses"] = dict(sorted(operation["responses"].items()))
+    return paths
 
 
 @functools.cache
@@ -170,6 +210,16 @@ def openapi_document() -> dict[str, Any]:
             "description": "A double-entry payment ledger. Money is integer minor units; every refusal is an "
             "RFC 9457 problem whose `type` is `/problems/<slug>`.",
         },
-        "paths": _paths(),
-        "components": {"schemas": definitions.get("$defs", {})},
+        "paths": _secured(_paths()),
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from POST /v1/keys, "
+                    "`python -m ledger keys create`, or LEDGER_BOOTSTRAP_API_KEY.",
+                },
+            },
+        },
     }

@@ -39,8 +39,13 @@ def problem_response(request: web.Request, error: errors.LedgerError) -> web.Res
     headers = {}
     if isinstance(error, errors.ValidationFailed):
         body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in error.errors]
-    if isinstance(error, errors.Unavailable):
-        headers["Retry-After"] = str(error.retry_after_seconds)
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if isinstance(error, errors.Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
+    if error.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return web.Response(
         status=error.status, body=orjson.dumps(body), content_type=PROBLEM_CONTENT_TYPE, headers=headers
     )

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 
+from ledger.audit import AuditEntry
+from ledger.keys import ApiKey
 from ledger.model import Account, Balance, Page, StatementLine, Transaction
 
 T = TypeVar("T")
@@ -66,6 +68,32 @@ def statement_line(value: StatementLine) -> dict[str, Any]:
 
 def balance(value: Balance) -> dict[str, Any]:
     return {"account": value.account, "currency": value.currency, "balance": value.balance, "as_of": value.as_of}
+
+
+def api_key(value: ApiKey) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "name": value.name,
+        "scopes": value.scopes,
+        "created_at": value.created_at,
+        "expires_at": value.expires_at,
+        "revoked_at": value.revoked_at,
+    }
+
+
+def audit_entry(value: AuditEntry) -> dict[str, Any]:
+    return {
+        "sequence": value.sequence,
+        "occurred_at": value.occurred_at,
+        "actor": value.actor,
+        "action": value.action,
+        "subject": value.subject,
+        "request_id": value.request_id,
+        "trace_id": value.trace_id,
+        "payload": value.payload,
+        "previous_hash": value.previous_hash.hex(),
+        "hash": value.hash.hex(),
+    }
 
 
 def page(value: Page[T], item: Callable[[T], dict[str, Any]]) -> dict[str, Any]:

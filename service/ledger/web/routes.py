@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ledger.web import accounts, docs, health, transactions
+from ledger.web import accounts, admin, docs, health, transactions
 
 
 def add_routes(app: web.Application) -> None:
@@ -24,5 +24,9 @@ def add_routes(app: web.Application) -> None:
             web.get("/v1/transactions", transactions.list_transactions),
             web.get("/v1/transactions/{id}", transactions.get_transaction),
             web.post("/v1/transactions/{id}/reverse", transactions.reverse_transaction),
+            web.post("/v1/keys", admin.create_key),
+            web.get("/v1/keys", admin.list_keys),
+            web.delete("/v1/keys/{id}", admin.revoke_key),
+            web.get("/v1/audit", admin.list_audit),
         ]
     )

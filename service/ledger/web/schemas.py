@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from ledger.money import INT64_MAX, INT64_MIN
 
@@ -133,3 +133,53 @@ class Problem(BaseModel):
 class Health(_Response):
     status: Literal["ok", "unavailable"]
     detail: str | None = None
+
+
+class KeyIn(_Request):
+    model_config = ConfigDict(extra="forbid", strict=False)  # expires_at arrives as an RFC 3339 string
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    scopes: Annotated[list[Literal["read", "write", "admin"]], Field(min_length=1, max_length=3)]
+    expires_at: AwareDatetime | None = None
+
+
+class KeyOut(_Response):
+    id: UUID
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewKeyOut(KeyOut):
+    secret: str = Field(description="The key's secret: shown this once, stored only as a hash.")
+
+
+class KeyPage(_Response):
+    data: list[KeyOut]
+    next_cursor: str | None
+
+
+class AuditEntryOut(_Response):
+    sequence: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    subject: str
+    request_id: str | None
+    trace_id: str | None
+    payload: dict[str, JsonValue]
+    previous_hash: str = Field(description="Hex SHA-256 of the previous entry (zeros for the first).")
+    hash: str = Field(description="Hex SHA-256(previous_hash || canonical JSON of this entry).")
+
+
+class ChainOut(_Response):
+    pending: int = Field(description="Entries written but not chained yet.")
+    lag_seconds: float = Field(description="Age of the oldest entry not chained yet.")
+
+
+class AuditPage(_Response):
+    data: list[AuditEntryOut]
+    next_cursor: str | None
+    chain: ChainOut

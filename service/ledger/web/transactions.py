@@ -6,11 +6,13 @@ import uuid
 from datetime import timedelta
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from ledger import posting
 from ledger.errors import NotFound
-from ledger.model import NewPosting, Transaction
+from ledger.model import NewPosting, Transaction, check_metadata_size
 from ledger.web import render
+from ledger.web.auth import actor, api_key_key
 from ledger.web.bodies import idempotency_key, query_limit, query_text, read_json
 from ledger.web.schemas import ReversalIn, TransactionIn
 from ledger.web.state import connection, settings_key
@@ -31,17 +33,27 @@ def _created(transaction: Transaction, replayed: bool) -> web.Response:
     return render.json_response(render.transaction(transaction), status=201, headers=headers)
 
 
+def _idempotency(request: web.Request, body: BaseModel) -> posting.IdempotencyKey:
+    settings = request.app[settings_key]
+    return posting.IdempotencyKey(
+        scope=str(request[api_key_key].id),
+        key=idempotency_key(request),
+        fingerprint=posting.request_fingerprint(method=request.method, route=request.path, body=body.model_dump()),
+        ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        in_flight_wait=timedelta(seconds=settings.idempotency_key_wait_seconds),
+    )
+
+
 async def post_transaction(request: web.Request) -> web.Response:
-    key = idempotency_key(request)
+    idempotency_key(request)  # a missing key is refused before the body is read
     body = await read_json(request, TransactionIn)
-    ttl = timedelta(seconds=request.app[settings_key].idempotency_ttl_seconds)
+    check_metadata_size(body.metadata, max_bytes=request.app[settings_key].metadata_size_max_bytes)
     async with connection(request) as conn:
         transaction, replayed = await posting.post_transaction(
             conn,
             postings=[NewPosting(p.account, p.amount, p.currency) for p in body.postings],
-            idempotency_key=key,
-            fingerprint=posting.request_fingerprint(method="POST", route=request.path, body=body.model_dump()),
-            idempotency_ttl=ttl,
+            idempotency=_idempotency(request, body),
+            actor=actor(request),
             description=body.description,
             reference=body.reference,
             metadata=body.metadata,
@@ -50,17 +62,16 @@ async def post_transaction(request: web.Request) -> web.Response:
 
 
 async def reverse_transaction(request: web.Request) -> web.Response:
-    key = idempotency_key(request)
+    idempotency_key(request)
     transaction_id = _transaction_id(request)
     body = await read_json(request, ReversalIn, optional=True)
-    ttl = timedelta(seconds=request.app[settings_key].idempotency_ttl_seconds)
+    check_metadata_size(body.metadata, max_bytes=request.app[settings_key].metadata_size_max_bytes)
     async with connection(request) as conn:
         transaction, replayed = await posting.reverse_transaction(
             conn,
             transaction_id=transaction_id,
-            idempotency_key=key,
-            fingerprint=posting.request_fingerprint(method="POST", route=request.path, body=body.model_dump()),
-            idempotency_ttl=ttl,
+            idempotency=_idempotency(request, body),
+            actor=actor(request),
             description=body.description,
             metadata=body.metadata,
         )
