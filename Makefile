@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 -include mk/*.mk
 
-.PHONY: help install run dev test test-fast lint format typecheck lock clean
+.PHONY: help install run dev test test-fast lint format typecheck audit lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ run: $(STAMP) ## Serve on 127.0.0.1:8080 (embedded PostgreSQL unless LEDGER_DATA
 dev: $(STAMP) ## Serve and restart whenever the code changes
 	$(VENV)/bin/watchfiles --filter python '$(PY) -m ledger serve --migrate' service/ledger
 
-test: $(STAMP) lint typecheck ## Run every test and check (what CI runs)
+test: $(STAMP) lint typecheck audit ## Run every test and check (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## Unit and integration tests only
@@ -41,6 +41,9 @@ format: $(STAMP) ## Format the code with ruff
 
 typecheck: $(STAMP) ## mypy --strict on the service
 	$(VENV)/bin/mypy service/ledger
+
+audit: $(STAMP) ## Audit the locked dependencies for known vulnerabilities (says so when it cannot)
+	$(PY) scripts/audit_dependencies.py
 
 lock: ## Re-lock requirements/*.txt (with hashes) from requirements/*.in
 	$(PY) -m pip install -q uv

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${VENV:-.venv}
-apt_packages=(postgresql postgresql-client shellcheck)
+apt_packages=(postgresql postgresql-client shellcheck prometheus python3-apt)
 
 missing=()
 for package in "${apt_packages[@]}"; do

@@ -37,13 +37,41 @@ def serve(settings: Settings, *, migrate: bool) -> int:
     from ledger import schema
     from ledger.app import run
 
-    with database_url(settings) as url:
-        if migrate or settings.database_url is None:
-            applied = schema.apply_migrations(url)
+    if settings.database_url is not None:
+        if migrate:
+            applied = schema.apply_migrations(settings.database_url)
             log.info("migrations applied", extra={"fields": {"applied": applied}})
-        print(f"ledger listening on http://{settings.host}:{settings.port}", flush=True)  # noqa: T201
-        run(dataclasses.replace(settings, database_url=url))
+        _print_welcome(settings, bootstrap_from_env=settings.bootstrap_api_key is not None)
+        run(settings)
+        return 0
+
+    from ledger import embedded_pg
+
+    log.info("starting embedded PostgreSQL", extra={"fields": {"data_dir": str(settings.data_dir)}})
+    with embedded_pg.started(settings.data_dir) as (cluster, running_cluster):
+        applied = schema.apply_migrations(running_cluster.url())  # as the owner: the cluster's superuser
+        log.info("migrations applied", extra={"fields": {"applied": applied}})
+        embedded = dataclasses.replace(
+            settings,
+            database_url=cluster.service_role_url(running_cluster),
+            bootstrap_api_key=settings.bootstrap_api_key or cluster.admin_api_key(),
+        )
+        _print_welcome(embedded, bootstrap_from_env=settings.bootstrap_api_key is not None)
+        run(embedded)
+    log.info("embedded PostgreSQL stopped")
     return 0
+
+
+def _print_welcome(settings: Settings, *, bootstrap_from_env: bool) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    if bootstrap_from_env:
+        how = "Authorization: Bearer $LEDGER_BOOTSTRAP_API_KEY (an admin key)"
+    elif settings.bootstrap_api_key:
+        key_file = settings.data_dir / "admin-api-key"
+        how = f"Authorization: Bearer $(cat {key_file})  (an admin key made on first run)"
+    else:
+        how = "a key from `python -m ledger keys create --name me --scope admin`"
+    print(f"ledger listening on {url}  (API document: {url}/docs)\nauthenticate with {how}", flush=True)  # noqa: T201
 
 
 def migrate(settings: Settings) -> int:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg import sql
+
 SUPERUSER = "postgres"
 DATABASE = "ledger"
 
@@ -144,6 +146,28 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')  # constant name: no user input
 
+    def service_role_url(self, cluster: RunningCluster) -> str:
+        """Log the service in as the least-privilege role the migrations granted (`ledger_app`), with a
+        password generated on first use and kept beside the cluster."""
+        import psycopg
+
+        password_file = self.data_dir / "service-password"
+        if not password_file.exists():
+            password_file.write_text(secrets.token_urlsafe(24) + "\n")
+            password_file.chmod(0o600)
+        password = password_file.read_text().strip()
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE ledger_app LOGIN PASSWORD {}").format(sql.Literal(password)))
+        return cluster.url(user="ledger_app", password=password)
+
+    def admin_api_key(self) -> str:
+        """A first-run admin API key for `make run`, generated once and kept beside the cluster (mode 0600)."""
+        key_file = self.data_dir / "admin-api-key"
+        if not key_file.exists():
+            key_file.write_text("ldg_" + secrets.token_urlsafe(32) + "\n")
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
@@ -152,9 +176,15 @@ class EmbeddedPostgres:
 @contextlib.contextmanager
 def running(data_dir: Path, *, durable: bool = True) -> Iterator[RunningCluster]:
     """Start the cluster, yield it, and always stop it cleanly."""
+    with started(data_dir, durable=durable) as (_cluster, running_cluster):
+        yield running_cluster
+
+
+@contextlib.contextmanager
+def started(data_dir: Path, *, durable: bool = True) -> Iterator[tuple[EmbeddedPostgres, RunningCluster]]:
     cluster = EmbeddedPostgres(data_dir, durable=durable)
     running_cluster = cluster.start()
     try:
-        yield running_cluster
+        yield cluster, running_cluster
     finally:
         cluster.stop()

@@ -42,11 +42,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _request(url: str, body: dict[str, object] | None = None, key: str | None = None) -> tuple[int, dict[str, object]]:
+def _request(
+    url: str, body: dict[str, object] | None = None, key: str | None = None, *, secret: str = ADMIN_SECRET
+) -> tuple[int, dict[str, object]]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
     request.add_header("Content-Type", "application/json")
-    request.add_header("Authorization", f"Bearer {ADMIN_SECRET}")
+    request.add_header("Authorization", f"Bearer {secret}")
     if key:
         request.add_header("Idempotency-Key", key)
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -54,13 +56,9 @@ def _request(url: str, body: dict[str, object] | None = None, key: str | None = 
 
 
 def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "LEDGER_DATA_DIR": str(data_dir),
-        "LEDGER_PORT": str(port),
-        "LEDGER_BOOTSTRAP_API_KEY": ADMIN_SECRET,
-    }
+    env = {**os.environ, "LEDGER_DATA_DIR": str(data_dir), "LEDGER_PORT": str(port), "LEDGER_LOG_LEVEL": "debug"}
     env.pop("LEDGER_DATABASE_URL", None)
+    env.pop("LEDGER_BOOTSTRAP_API_KEY", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "ledger", "serve", "--migrate"], env=env, stdout=subprocess.PIPE, text=True
     )
@@ -83,19 +81,24 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 def test_serve_on_embedded_postgres_keeps_data_across_restarts_and_stops_cleanly() -> None:
-    """What `make run` does: create the cluster on first start, keep it on the second, stop it on SIGTERM."""
+    """What `make run` does: create the cluster and a first admin key on first start, keep both on the second,
+    serve as the least-privilege role, stop the cluster on SIGTERM."""
     base = Path(tempfile.mkdtemp(prefix="ledger-run-"))
     base.chmod(0o711)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = _serve(base / "data", port)
+    secret = (base / "data" / "admin-api-key").read_text().strip()
     try:
-        assert _request(f"{url}/v1/accounts", {"code": "world", "currency": "BDT", "min_balance": None})[0] == 201
-        assert _request(f"{url}/v1/accounts", {"code": "sohag:wallet", "currency": "BDT"})[0] == 201
+        assert _request(f"{url}/v1/accounts", {"code": "world", "currency": "BDT", "min_balance": None},
+                        secret=secret)[0] == 201  # fmt: skip
+        assert _request(f"{url}/v1/accounts", {"code": "sohag:wallet", "currency": "BDT"}, secret=secret)[0] == 201
         postings = [{"account": "world", "amount": -600}, {"account": "sohag:wallet", "amount": 600}]
-        assert _request(f"{url}/v1/transactions", {"postings": postings}, key="first")[0] == 201
+        assert _request(f"{url}/v1/transactions", {"postings": postings}, key="first", secret=secret)[0] == 201
     finally:
         output = _stop(process)
+    assert "authenticate with Authorization: Bearer $(cat" in output
+    assert secret not in output
     assert "embedded PostgreSQL stopped" in output
     assert not (base / "data" / "pgdata" / "postmaster.pid").exists()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -103,7 +106,7 @@ def test_serve_on_embedded_postgres_keeps_data_across_restarts_and_stops_cleanly
 
     process = _serve(base / "data", port)
     try:
-        status, account = _request(f"{url}/v1/accounts/sohag:wallet")
+        status, account = _request(f"{url}/v1/accounts/sohag:wallet", secret=secret)
         assert status == 200 and account["balance"] == 600
     finally:
         _stop(process)

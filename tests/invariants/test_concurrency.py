@@ -58,19 +58,6 @@ async def test_opposite_transfers_between_two_accounts_never_deadlock(client, cl
     await _verified(clean_database)
 
 
-async def test_same_idempotency_key_at_once_posts_exactly_one_transaction(client, clean_database) -> None:
-    """50 clients send the same key and body at once: one transaction, every answer the same 201."""
-    await open_account(client, "world", min_balance=None)
-    await open_account(client, "alice")
-    responses = await asyncio.gather(*(post(client, transfer("world", "alice", 7), key="same-key") for _ in range(50)))
-    bodies = [await r.json() for r in responses]
-    assert {r.status for r in responses} == {201}
-    assert len({b["id"] for b in bodies}) == 1
-    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 49
-    assert await balance(client, "alice") == 7
-    await _verified(clean_database)
-
-
 @pytest.fixture
 async def patient_client(aiohttp_client, settings):
     """The app with a 10 s pool wait: 100 requests in flight against 20 connections and 5 hot rows queue for

@@ -41,6 +41,9 @@ async def read_json(request: web.Request, model: type[ModelT], *, optional: bool
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[settings_key].body_size_max_bytes
         raise PayloadTooLarge(f"the body may be at most {limit} bytes") from None
+    except ConnectionResetError:
+        # The client left before sending its whole body: nothing was done, and nobody reads this answer.
+        raise InvalidRequest("the connection closed before the body was complete") from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
