@@ -19,7 +19,7 @@ def main() -> int:
     bindir = Path(sys.executable).parent
     failed = False
     for lock in LOCK_FILES:
-        result = subprocess.run(  # noqa: S603 (fixed argv)
+        result = subprocess.run(
             [str(bindir / "pip-audit"), "-r", lock, "--require-hashes", "--disable-pip", "--format", "json",
              "--progress-spinner", "off"],
             capture_output=True, text=True, timeout=300, check=False,
