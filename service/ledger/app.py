@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from collections.abc import AsyncIterator
 
 import asyncpg
 import uvloop
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor, create_aiohttp_middleware
 
-from ledger import audit, db, keys, posting
+from ledger import audit, db, keys, posting, telemetry
 from ledger.config import Settings
 from ledger.web.auth import TokenBuckets, auth_middleware, rate_limits_key
 from ledger.web.context import access_log_middleware
 from ledger.web.problems import problems_middleware
 from ledger.web.routes import add_routes
-from ledger.web.state import pool_key, settings_key
+from ledger.web.state import chainer_key, pool_key, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,30 @@ async def _purge_idempotency_keys_forever(app: web.Application) -> None:
             log.warning("idempotency key purge failed", exc_info=True)
 
 
+def _server_tracing_middleware() -> Middleware:
+    """OpenTelemetry's aiohttp server middleware. Its instrumentor sets up the module (excluded URLs,
+    semantic-convention mode, meters) but also swaps `web.Application` for a subclass and warns; we want only
+    the setup, and add the middleware ourselves (machine notes: the swap misbehaves with create_app)."""
+    instrumentor = AioHttpServerInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        original = web.Application
+        with warnings.catch_warnings():  # aiohttp discourages the subclass we are about to throw away
+            warnings.filterwarnings("ignore", "Inheritance class", DeprecationWarning)
+            instrumentor.instrument()
+        web.Application = original  # type: ignore[misc]
+    middleware: Middleware = create_aiohttp_middleware()
+    return middleware
+
+
 def create_app(settings: Settings) -> web.Application:
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL (the CLI starts the embedded cluster first)")
     database_url = settings.database_url
+    telemetry.configure_tracing()
     app = web.Application(
         client_max_size=settings.body_size_max_bytes,
-        middlewares=[access_log_middleware, problems_middleware, auth_middleware],
+        # The OpenTelemetry server span opens first, so that every log line and problem carries its trace id.
+        middlewares=[_server_tracing_middleware(), access_log_middleware, problems_middleware, auth_middleware],
     )
     app[settings_key] = settings
     app[rate_limits_key] = TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
@@ -67,12 +87,23 @@ def create_app(settings: Settings) -> web.Application:
         yield
 
     async def background_work(app: web.Application) -> AsyncIterator[None]:
-        purge = asyncio.create_task(_purge_idempotency_keys_forever(app), name="idempotency-purge")
-        async with audit.running_chainer(app[pool_key], interval_seconds=settings.audit_chain_interval_seconds):
+        tasks = [
+            asyncio.create_task(_purge_idempotency_keys_forever(app), name="idempotency-purge"),
+            asyncio.create_task(
+                telemetry.monitor_forever(app[pool_key].acquire, interval_seconds=settings.monitor_interval_seconds),
+                name="monitor",
+            ),
+        ]
+        async with audit.running_chainer(
+            app[pool_key], interval_seconds=settings.audit_chain_interval_seconds
+        ) as chainer:
+            app[chainer_key] = chainer
             yield
-        purge.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purge
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app.cleanup_ctx.extend([database_pool, bootstrap_key, background_work])
     add_routes(app)

@@ -36,6 +36,7 @@ class Settings:
     rate_limit_per_second: float
     rate_limit_burst: int
     metadata_size_max_bytes: int
+    monitor_interval_seconds: float
     shutdown_timeout_seconds: float
 
     @classmethod
@@ -113,6 +114,8 @@ class Settings:
             rate_limit_burst=read("LEDGER_RATE_LIMIT_BURST", 2000, positive_int, "must be a positive integer"),
             metadata_size_max_bytes=read("LEDGER_METADATA_SIZE_MAX_BYTES", 16384, positive_int,
                                          "must be a positive integer"),
+            monitor_interval_seconds=read("LEDGER_MONITOR_INTERVAL_SECONDS", 15.0, positive_float,
+                                          "must be a positive number"),
             shutdown_timeout_seconds=read("LEDGER_SHUTDOWN_TIMEOUT_SECONDS", 10.0, positive_float,
                                           "must be a positive number"),
         )  # fmt: skip

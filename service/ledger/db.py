@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import orjson
 
-from ledger import errors
+from ledger import errors, telemetry
 
 # SQLSTATEs raised by the posting engine (migrations/0002_post_transaction.sql).
 _ENGINE_REFUSALS: dict[str, type[errors.LedgerError]] = {
@@ -87,6 +88,7 @@ def _encode_json(value: Any) -> str:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
+    conn.add_query_logger(telemetry.query_logger)
 
 
 async def create_pool(
@@ -108,6 +110,7 @@ async def create_pool(
         },
     )
     assert pool is not None
+    telemetry.watch_pool(pool)
     return pool
 
 
@@ -115,5 +118,7 @@ async def create_pool(
 async def connection(pool: asyncpg.Pool, *, timeout_seconds: float) -> AsyncIterator[asyncpg.Connection]:
     """Acquire with a bound, so an exhausted pool or a dead database gives a prompt 503, never a hang."""
     with translate_errors():
+        started = time.perf_counter()
         async with pool.acquire(timeout=timeout_seconds) as conn:
+            telemetry.db_pool_acquire_duration.observe(time.perf_counter() - started)
             yield conn

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from ledger import errors, sql
+from ledger import errors, sql, telemetry
 from ledger.accounts import account_id
 from ledger.audit import Actor
 from ledger.db import translate_errors
@@ -86,15 +86,21 @@ async def post_transaction(
         [p.account for p in postings], [p.amount for p in postings], [p.currency for p in postings],
         description, reference, metadata, reverses, actor.name, actor.request_id, actor.trace_id, audit_payload,
     )  # fmt: skip
-    try:
-        rows = await _call_engine(conn, args)
-    except _REMEMBERED_REFUSALS as refusal:
-        await _remember(conn, idempotency, refusal)
-        raise
-    first = rows[0]
+    with telemetry.tracer.start_as_current_span("ledger.post_transaction") as span:
+        span.set_attribute("ledger.postings", len(postings))
+        span.set_attribute("ledger.reversal", reverses is not None)
+        try:
+            rows = await _call_engine(conn, args)
+        except _REMEMBERED_REFUSALS as refusal:
+            span.set_attribute("ledger.outcome", refusal.slug)
+            await _remember(conn, idempotency, refusal)
+            raise
+        first = rows[0]
+        span.set_attribute("ledger.outcome", "replayed" if first["replayed"] else "posted")
     if first["replayed"]:
         if first["refusal_status"] is not None:
             raise errors.from_remembered(first["refusal_body"])
+        telemetry.record_posted([], reversal=reverses is not None, replayed=True)
         return await get_transaction(conn, transaction_id=first["transaction_id"]), True
     transaction = Transaction(
         id=transaction_id,
@@ -104,6 +110,9 @@ async def post_transaction(
         metadata=metadata,
         created_at=first["created_at"],
         reverses=reverses,
+    )
+    telemetry.record_posted(
+        [(p.amount, p.currency) for p in transaction.postings], reversal=reverses is not None, replayed=False
     )
     return transaction, False
 
@@ -118,6 +127,7 @@ async def _call_engine(conn: asyncpg.Connection, args: tuple[Any, ...]) -> list[
             if attempt == _RETRIES_MAX:
                 raise
             log.warning("posting retried", extra={"fields": {"attempt": attempt}})
+            telemetry.posting_retries.inc()
             await asyncio.sleep(random.uniform(0.001, 0.005 * attempt))  # noqa: S311 (jitter, not crypto)
     raise AssertionError("unreachable")
 

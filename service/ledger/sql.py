@@ -264,3 +264,20 @@ SELECT t.id::text AS subject, 'has no audit entry' AS problem
    AND NOT EXISTS (SELECT 1 FROM audit_outbox AS o WHERE o.subject = t.id::text AND o.action LIKE 'transaction.%')
  LIMIT 10
 """
+
+# ---- the monitor (ledger.telemetry)
+
+ESTIMATE_IDEMPOTENCY_KEYS = (
+    "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'idempotency_keys'::regclass"
+)
+
+# Twenty accounts from a random point of the id space (their histories capped so the check stays cheap):
+# how many have a balance other than the sum of their postings. One statement, one snapshot.
+CHECK_SAMPLED_BALANCES = """
+SELECT count(*) FROM (
+    SELECT a.id, a.balance FROM accounts AS a
+     WHERE a.id >= (SELECT floor(random() * max(id)) FROM accounts) AND a.posting_count <= 100000
+     ORDER BY a.id LIMIT 20
+) AS s
+WHERE s.balance <> coalesce((SELECT sum(p.amount) FROM postings AS p WHERE p.account_id = s.id), 0)
+"""

@@ -96,3 +96,25 @@ async def test_account_shows_balance_after_postings(client) -> None:
     await fund(client, "sohag:wallet", 1800)
     body = await (await client.get("/v1/accounts/sohag:wallet")).json()
     assert body["balance"] == 1800
+
+
+async def test_text_postgresql_cannot_store_is_422_not_500(client) -> None:
+    """Found by schemathesis: NUL is a valid JSON escape but not storable text (422, with its pointer); a lone
+    surrogate is refused by the JSON parser itself (400)."""
+    headers = {"Content-Type": "application/json"}
+    for raw, pointer in (
+        (b'{"code": "a", "currency": "BDT", "metadata": {"note": "x\\u0000y"}}', "/metadata/note"),
+        (b'{"code": "a", "currency": "BDT", "metadata": {"k\\u0000": 1}}', "/metadata/k\x00"),
+        (b'{"code": "a", "currency": "BDT", "metadata": {"l": ["ok", "\\u0000"]}}', "/metadata/l/1"),
+    ):
+        response = await client.post("/v1/accounts", data=raw, headers=headers)
+        body = await problem(response, 422, "validation-error")
+        assert pointer is None or body["errors"][0]["pointer"] == pointer
+    lone = b'{"code": "a", "currency": "BDT", "metadata": {"k": "\\ud877"}}'
+    await problem(await client.post("/v1/accounts", data=lone, headers=headers), 400, "invalid-request")
+    assert (await client.get("/v1/accounts/a")).status == 404
+
+
+async def test_unknown_or_nul_query_parameters_are_400(client) -> None:
+    for query in ({"colour": "red"}, {"prefix": "a\x00"}, {"": "x"}):
+        await problem(await client.get("/v1/accounts", params=query), 400, "invalid-request")

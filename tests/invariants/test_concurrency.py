@@ -18,6 +18,7 @@ import pytest
 from ledger.app import create_app
 from ledger.verify import report, verify
 from tests.api import balance, fund, open_account, post, transfer
+from tests.conftest import AUTH
 
 
 async def _verified(database_url: str) -> None:
@@ -63,7 +64,9 @@ async def patient_client(aiohttp_client, settings):
     """The app with a 10 s pool wait: 100 requests in flight against 20 connections and 5 hot rows queue for
     up to ~1 s on a quiet machine, more on a busy CI one, and the default 2 s would shed some as 503s. Load
     shedding is the chaos drills' subject; this test is about the invariants under contention."""
-    return await aiohttp_client(create_app(dataclasses.replace(settings, db_acquire_timeout_seconds=10.0)))
+    return await aiohttp_client(
+        create_app(dataclasses.replace(settings, db_acquire_timeout_seconds=10.0)), headers=AUTH
+    )
 
 
 async def test_ten_thousand_concurrent_posts_across_100_accounts(

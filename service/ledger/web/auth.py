@@ -13,7 +13,9 @@ from aiohttp.typedefs import Handler
 from ledger import keys
 from ledger.audit import Actor
 from ledger.errors import RateLimited, Unauthorized
+from ledger.web.bodies import check_query_names
 from ledger.web.context import request_context
+from ledger.web.openapi import query_parameters
 from ledger.web.state import connection, settings_key
 
 api_key_key = web.RequestKey("api_key", keys.ApiKey)
@@ -26,7 +28,7 @@ def required_scope(request: web.Request) -> str | None:
     """None for public routes; else `read` for reads, `write` for ledger writes, `admin` for keys and audit."""
     resource = request.match_info.route.resource
     template = resource.canonical if resource is not None else request.path
-    if template in PUBLIC_PATHS or template.startswith(PUBLIC_PREFIXES):
+    if template in PUBLIC_PATHS or template.startswith(PUBLIC_PREFIXES):  # /metrics: keep it internal at the proxy
         return None
     if template.startswith(("/v1/keys", "/v1/audit")):
         return "admin"
@@ -69,6 +71,9 @@ rate_limits_key = web.AppKey("rate_limits", TokenBuckets)
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.http_exception is not None:  # 404 and 405 are the same for everyone
         raise request.match_info.http_exception
+    resource = request.match_info.route.resource
+    if resource is not None and request.method != "HEAD":
+        check_query_names(request, query_parameters().get((request.method, resource.canonical), frozenset()))
     scope = required_scope(request)
     if scope is not None:
         secret = _bearer(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TypeVar
 
@@ -45,12 +46,43 @@ async def read_json(request: web.Request, model: type[ModelT], *, optional: bool
         # The client left before sending its whole body: nothing was done, and nobody reads this answer.
         raise InvalidRequest("the connection closed before the body was complete") from None
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         problems = exc.errors(include_url=False, include_input=False)
         if any(error["type"] == "json_invalid" for error in problems):
             raise InvalidRequest("the body is not valid JSON") from None
         raise ValidationFailed([FieldError(_pointer(e["loc"]), e["msg"]) for e in problems]) from None
+    unstorable = list(_unstorable_strings(parsed.model_dump(), ()))
+    if unstorable:
+        detail = "must not contain NUL characters or unpaired surrogates"
+        raise ValidationFailed([FieldError(_pointer(location), detail) for location in unstorable])
+    return parsed
+
+
+def _unstorable_strings(value: object, location: tuple[int | str, ...]) -> Iterator[tuple[int | str, ...]]:
+    """Where the body holds text PostgreSQL cannot store: NUL (`\\u0000`) or a lone UTF-16 surrogate, both
+    valid JSON escapes. Keys are checked as well as values."""
+    if isinstance(value, str):
+        if not _storable(value):
+            yield location
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _storable(key):
+                yield (*location, key)
+            yield from _unstorable_strings(item, (*location, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_strings(item, (*location, index))
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def idempotency_key(request: web.Request) -> str:
@@ -79,7 +111,19 @@ def query_text(request: web.Request, name: str, *, required: bool = False) -> st
         if required:
             raise InvalidRequest(f"the query parameter {name} is required")
         return None
+    if not _storable(values[0]):
+        raise InvalidRequest(f"{name} must not contain NUL characters")
     return values[0]
+
+
+def check_query_names(request: web.Request, allowed: frozenset[str]) -> None:
+    """Unknown query parameters are refused, as unknown body fields are: a typo must not pass silently."""
+    unknown = sorted(set(request.query) - allowed)
+    if unknown:
+        shown = ", ".join(repr(name) for name in unknown)
+        raise InvalidRequest(
+            f"unknown query parameter {shown}; this route takes: {', '.join(sorted(allowed)) or 'none'}"
+        )
 
 
 def query_instant(request: web.Request, name: str) -> datetime | None:

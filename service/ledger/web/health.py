@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import prometheus_client
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ledger import schema, sql
 from ledger.errors import LedgerError
@@ -35,3 +37,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 def _unready(detail: str) -> web.Response:
     return render.json_response({"status": "unavailable", "detail": detail}, status=503, headers={"Retry-After": "1"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (public like the health routes; keep it off the internet at the proxy)."""
+    return web.Response(body=prometheus_client.generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

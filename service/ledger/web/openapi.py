@@ -223,3 +223,14 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+@functools.cache
+def query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    """(METHOD, route template) -> the query parameter names the document declares for it."""
+    declared: dict[tuple[str, str], frozenset[str]] = {}
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+            declared[(method.upper(), path)] = frozenset(names)
+    return declared

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ledger import errors
+from ledger import errors, telemetry
 from ledger.web.context import request_context
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ _HTTP_ERRORS: dict[int, type[errors.LedgerError]] = {
 
 
 def problem_response(request: web.Request, error: errors.LedgerError) -> web.Response:
+    telemetry.refusals.labels(slug=error.slug).inc()
+    if isinstance(error, errors.IdempotencyKeyInUse):
+        telemetry.idempotency_conflicts.inc()
     body: dict[str, Any] = {
         "type": f"/problems/{error.slug}",
         "title": error.title,

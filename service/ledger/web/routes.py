@@ -12,6 +12,7 @@ def add_routes(app: web.Application) -> None:
         [
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
+            web.get("/metrics", health.metrics),
             web.get("/openapi.json", docs.openapi_json),
             web.get("/docs", docs.docs_page),
             web.get("/problems/{slug}", docs.problem_page),

@@ -9,10 +9,12 @@ import asyncpg
 from aiohttp import web
 
 from ledger import db
+from ledger.audit import Chainer
 from ledger.config import Settings
 
 settings_key = web.AppKey("settings", Settings)
 pool_key = web.AppKey("pool", asyncpg.Pool)
+chainer_key = web.AppKey("chainer", Chainer)
 
 
 @contextlib.asynccontextmanager
