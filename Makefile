@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 -include mk/*.mk
 
-.PHONY: help install run dev test test-fast lint format typecheck audit lock clean
+.PHONY: help install run dev test test-fast lint format typecheck audit load load-smoke lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,14 @@ typecheck: $(STAMP) ## mypy --strict on the service
 
 audit: $(STAMP) ## Audit the locked dependencies for known vulnerabilities (says so when it cannot)
 	$(PY) scripts/audit_dependencies.py
+
+SCENARIO ?= steady
+LOAD_ARGS ?=
+load: $(STAMP) ## k6 load run (SCENARIO=smoke|steady|spike|hot|retry_storm|mix) against make run's service or LEDGER_URL
+	$(PY) scripts/load.py $(SCENARIO) $(LOAD_ARGS)
+
+load-smoke: $(STAMP) ## A short k6 smoke run against a throwaway service, with the ledger checks
+	$(PY) scripts/load.py smoke --start-service -e DURATION=10s
 
 lock: ## Re-lock requirements/*.txt (with hashes) from requirements/*.in
 	$(PY) -m pip install -q uv
