@@ -49,7 +49,9 @@ async def test_one_post_is_one_trace_from_handler_to_sql(client, spans, caplog) 
     engine = [s for s in finished if s.name == "ledger.post_transaction"]
     assert len(engine) == 1
     assert engine[0].attributes["ledger.postings"] == 2 and engine[0].attributes["ledger.outcome"] == "posted"
-    sql_spans = [s for s in finished if (s.attributes and "db.statement" in s.attributes) or s.name.startswith("SELECT")]
+    sql_spans = [
+        s for s in finished if (s.attributes and "db.statement" in s.attributes) or s.name.startswith("SELECT")
+    ]
     assert any("ledger_post_transaction" in str(s.attributes.get("db.statement", s.name)) for s in sql_spans)
 
     def ancestors(span):  # walk up to the root through parents recorded in this trace
