@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 -include mk/*.mk
 
-.PHONY: help install run dev test test-fast lint format typecheck audit load load-smoke lock clean
+.PHONY: help install run dev test test-fast lint format typecheck audit load load-smoke chaos lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ load: $(STAMP) ## k6 load run (SCENARIO=smoke|steady|spike|hot|retry_storm|mix) 
 
 load-smoke: $(STAMP) ## A short k6 smoke run against a throwaway service, with the ledger checks
 	$(PY) scripts/load.py smoke --start-service -e DURATION=10s
+
+CHAOS_ARGS ?=
+chaos: $(STAMP) ## Fault drills: against make up's stack (real toxiproxy) if it runs, else a local loopback stack
+	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 lock: ## Re-lock requirements/*.txt (with hashes) from requirements/*.in
 	$(PY) -m pip install -q uv

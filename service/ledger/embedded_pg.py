@@ -123,10 +123,10 @@ class EmbeddedPostgres:
         self.password_file.write_text(password + "\n")
         self.password_file.chmod(0o600)
 
-    def start(self) -> RunningCluster:
+    def start(self, *, port: int | None = None) -> RunningCluster:
         if not self.initialized():
             self.initialize()
-        port = free_port()
+        port = port or free_port()
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
         if not self.durable:
             # Throwaway test clusters only: durability is not what those tests are about.
@@ -167,6 +167,13 @@ class EmbeddedPostgres:
             key_file.write_text("ldg_" + secrets.token_urlsafe(32) + "\n")
             key_file.chmod(0o600)
         return key_file.read_text().strip()
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():

@@ -503,6 +503,7 @@ def test_ledger_instance_down_fires_after_one_minute_without_a_scrape() -> None:
                       description: >-
                         Prometheus has failed to scrape ledger:8080 (job ledger) for more than one minute:
                         the process is down or not answering on /metrics.
+                      runbook_url: docs/observability.md#ledgerinstancedown
         """
     )
     with tempfile.TemporaryDirectory() as scratch:
