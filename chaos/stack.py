@@ -162,19 +162,10 @@ def run_verify(database_url: str | None) -> str | None:
         return None
     import asyncio
 
-    import asyncpg
+    from ledger.verify import report, verify_database
 
-    from ledger.verify import report, verify
-
-    async def check() -> str | None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            violations = await verify(conn)
-        finally:
-            await conn.close()
-        return report(violations) if violations else None
-
-    return asyncio.run(check())
+    violations = asyncio.run(verify_database(database_url))
+    return report(violations) if violations else None
 
 
 class ComposeStack:

@@ -162,19 +162,10 @@ def check_ledger(url: str, api_key: str, run_id: str, acknowledged: set[str]) ->
 
 
 def run_verify(database_url: str) -> list[str]:
-    import asyncpg
+    from ledger.verify import report, verify_database
 
-    from ledger.verify import report, verify
-
-    async def check() -> list[str]:
-        conn = await asyncpg.connect(database_url)
-        try:
-            violations = await verify(conn)
-        finally:
-            await conn.close()
-        return [report(violations)] if violations else []
-
-    return asyncio.run(check())
+    violations = asyncio.run(verify_database(database_url))
+    return [report(violations)] if violations else []
 
 
 def chart(points: Path, target: Path) -> dict[str, object]:

@@ -84,22 +84,12 @@ def migrate(settings: Settings) -> int:
 
 
 def verify(settings: Settings) -> int:
-    import asyncpg
-
-    from ledger.verify import report
-    from ledger.verify import verify as run_checks
-
-    async def check(url: str) -> int:
-        conn = await asyncpg.connect(url)
-        try:
-            violations = await run_checks(conn)
-        finally:
-            await conn.close()
-        print(report(violations))  # noqa: T201
-        return 1 if violations else 0
+    from ledger.verify import report, verify_database
 
     with database_url(settings) as url:
-        return asyncio.run(check(url))
+        violations = asyncio.run(verify_database(url))
+    print(report(violations))  # noqa: T201
+    return 1 if violations else 0
 
 
 def manage_keys(settings: Settings, args: argparse.Namespace) -> int:

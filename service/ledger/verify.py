@@ -62,6 +62,15 @@ async def verify(conn: asyncpg.Connection) -> list[Violation]:
     return violations
 
 
+async def verify_database(database_url: str) -> list[Violation]:
+    """`verify` on its own connection: what the CLI, load runs and chaos drills call."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await verify(conn)
+    finally:
+        await conn.close()
+
+
 def report(violations: list[Violation]) -> str:
     if not violations:
         return f"ledger verified: every invariant holds ({len(CHECKS) + 1} checks)"

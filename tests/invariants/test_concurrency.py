@@ -16,17 +16,13 @@ import asyncpg
 import pytest
 
 from ledger.app import create_app
-from ledger.verify import report, verify
+from ledger.verify import report, verify_database
 from tests.api import balance, fund, open_account, post, transfer
 from tests.conftest import AUTH
 
 
 async def _verified(database_url: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        violations = await verify(conn)
-    finally:
-        await conn.close()
+    violations = await verify_database(database_url)
     assert violations == [], report(violations)
 
 
