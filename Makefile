@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 -include mk/*.mk
 
-.PHONY: help install run dev test test-fast lint format typecheck audit load load-smoke chaos lock clean
+.PHONY: help install run dev test test-fast lint format typecheck audit load load-smoke chaos bench bench-short lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ load-smoke: $(STAMP) ## A short k6 smoke run against a throwaway service, with t
 CHAOS_ARGS ?=
 chaos: $(STAMP) ## Fault drills: against make up's stack (real toxiproxy) if it runs, else a local loopback stack
 	$(PY) -m chaos.run $(CHAOS_ARGS)
+
+bench: $(STAMP) ## Benchmark the service against raw PostgreSQL in one run (bench/README.md; ~50 min)
+	$(PY) bench/run.py
+
+bench-short: $(STAMP) ## The benchmark in ~4 min: 1 repeat, 8 and 32 clients, 5 s a point
+	$(PY) bench/run.py --short
 
 lock: ## Re-lock requirements/*.txt (with hashes) from requirements/*.in
 	$(PY) -m pip install -q uv

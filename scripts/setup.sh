@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${VENV:-.venv}
-apt_packages=(postgresql postgresql-client shellcheck prometheus python3-apt)
+apt_packages=(postgresql postgresql-client shellcheck prometheus python3-apt wrk)
 
 missing=()
 for package in "${apt_packages[@]}"; do
