@@ -49,6 +49,7 @@ class FaultProxy:
         self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     def _call(self, coroutine):  # type: ignore[no-untyped-def]
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
@@ -62,7 +63,17 @@ class FaultProxy:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await asyncio.sleep(0.05)  # connections accepted just before the close become tasks first
         await self._drop_all(reset=True)
+        # Links still being set up (or torn down) finish on their own (their `finally` closes the sockets; a
+        # task cancelled before it ever ran would skip it), and only stragglers are cancelled.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if pending:
+            _, stragglers = await asyncio.wait(pending, timeout=2)
+            for task in stragglers:
+                task.cancel()
+            await asyncio.gather(*stragglers, return_exceptions=True)
+        await asyncio.sleep(0.05)  # closing transports finish on the loop's next turns
 
     # ---- toxics, as the drills call them
 
@@ -101,21 +112,23 @@ class FaultProxy:
     # ---- the data path
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_writer: asyncio.StreamWriter | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            link = _Link(client=writer, upstream=up_writer)
+            self._links.add(link)
+            link.tasks = [
+                asyncio.create_task(self._pipe(reader, up_writer)),
+                asyncio.create_task(self._pipe(up_reader, writer)),
+            ]
+            await asyncio.gather(*link.tasks, return_exceptions=True)
+            self._links.discard(link)
         except OSError:
-            writer.close()
-            return
-        link = _Link(client=writer, upstream=up_writer)
-        self._links.add(link)
-        link.tasks = [
-            asyncio.create_task(self._pipe(reader, up_writer)),
-            asyncio.create_task(self._pipe(up_reader, writer)),
-        ]
-        await asyncio.gather(*link.tasks, return_exceptions=True)
-        self._links.discard(link)
-        for stream in (writer, up_writer):
-            stream.close()
+            pass
+        finally:  # also when cancelled mid-connect by a shutdown: no socket is left open
+            for stream in (writer, up_writer):
+                if stream is not None:
+                    stream.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError, ConnectionError):

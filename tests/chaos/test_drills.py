@@ -42,9 +42,11 @@ def test_the_proxy_toxics_do_what_they_say() -> None:
     upstream.bind(("127.0.0.1", 0))
     upstream.listen()
     proxy = FaultProxy("127.0.0.1", upstream.getsockname()[1]).start()
+    opened: list[socket.socket] = [upstream]
     try:
         client = socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
         server, _ = upstream.accept()
+        opened += [client, server]
         client.sendall(b"ping")
         assert server.recv(4) == b"ping"
         proxy.set(latency_ms=200)
@@ -64,6 +66,8 @@ def test_the_proxy_toxics_do_what_they_say() -> None:
             socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
         proxy.set()
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2).close()
+        time.sleep(0.3)  # let the proxy finish with that connection before it stops
     finally:
         proxy.stop()
-        upstream.close()
+        for sock in opened:
+            sock.close()
