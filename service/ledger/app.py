@@ -57,12 +57,11 @@ def create_app(settings: Settings) -> web.Application:
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL (the CLI starts the embedded cluster first)")
     database_url = settings.database_url
-    telemetry.configure_tracing()
-    app = web.Application(
-        client_max_size=settings.body_size_max_bytes,
+    middlewares: list[Middleware] = [access_log_middleware, problems_middleware, auth_middleware]
+    if telemetry.configure_tracing():
         # The OpenTelemetry server span opens first, so that every log line and problem carries its trace id.
-        middlewares=[_server_tracing_middleware(), access_log_middleware, problems_middleware, auth_middleware],
-    )
+        middlewares.insert(0, _server_tracing_middleware())
+    app = web.Application(client_max_size=settings.body_size_max_bytes, middlewares=middlewares)
     app[settings_key] = settings
     app[rate_limits_key] = TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 

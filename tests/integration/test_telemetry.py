@@ -19,9 +19,10 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
-def spans(client):
-    """The app (made by `client`) installed the SDK tracer provider; listen to it in memory."""
-    telemetry.configure_tracing()
+def spans():
+    """Tracing on (as an OTLP endpoint would turn it on), listened to in memory. Requested before `client`,
+    so that the app is made with tracing on."""
+    assert telemetry.configure_tracing(force=True)
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
     exporter = InMemorySpanExporter()
@@ -31,7 +32,7 @@ def spans(client):
     processor.shutdown()
 
 
-async def test_one_post_is_one_trace_from_handler_to_sql(client, spans, caplog) -> None:
+async def test_one_post_is_one_trace_from_handler_to_sql(spans, client, caplog) -> None:
     await open_account(client, "world", min_balance=None)
     await open_account(client, "a")
     spans.clear()
@@ -68,7 +69,7 @@ async def test_one_post_is_one_trace_from_handler_to_sql(client, spans, caplog) 
     assert access[-1].fields["span_id"] == format(server[0].context.span_id, "016x")
 
 
-async def test_problems_carry_the_trace_id(client, spans) -> None:
+async def test_problems_carry_the_trace_id(spans, client) -> None:
     response = await client.get("/v1/accounts/ghost", headers={"traceparent": TRACEPARENT})
     assert (await problem(response, 404, "not-found"))["trace_id"] == TRACE_ID
 
