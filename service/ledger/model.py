@@ -129,7 +129,10 @@ def check_postings(postings: list[NewPosting]) -> None:
 
 
 def check_metadata_size(metadata: dict[str, Any], *, max_bytes: int, pointer: str = "/metadata") -> None:
-    size = len(orjson.dumps(metadata))
+    try:
+        size = len(orjson.dumps(metadata))
+    except TypeError:  # found by schemathesis: JSON allows integers no 64-bit encoder (nor column) takes
+        raise ValidationFailed([FieldError(pointer, "holds an integer outside the 64-bit range")]) from None
     if size > max_bytes:
         raise ValidationFailed([FieldError(pointer, f"is {size} bytes of JSON; at most {max_bytes} are allowed")])
 

@@ -118,3 +118,11 @@ async def test_text_postgresql_cannot_store_is_422_not_500(client) -> None:
 async def test_unknown_or_nul_query_parameters_are_400(client) -> None:
     for query in ({"colour": "red"}, {"prefix": "a\x00"}, {"": "x"}):
         await problem(await client.get("/v1/accounts", params=query), 400, "invalid-request")
+
+
+async def test_metadata_with_an_integer_beyond_64_bits_is_422_not_500(client) -> None:
+    """Found by schemathesis: valid JSON, but no 64-bit encoder takes it."""
+    body = {"code": "a", "currency": "BDT", "metadata": {"n": 2**70}}
+    response = await problem(await client.post("/v1/accounts", json=body), 422, "validation-error")
+    assert response["errors"][0]["pointer"] == "/metadata"
+    assert (await client.post("/v1/accounts", json={**body, "metadata": {"n": 2**63 - 1}})).status == 201

@@ -195,6 +195,10 @@ def test_the_service_agrees_with_a_model_ledger(live_server: LiveServer, databas
     LedgerMachine.database_url = database_url
     runner = LedgerMachine.TestCase()
     runner.settings = settings(
-        max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
+        max_examples=40,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
     )
     runner.runTest()
