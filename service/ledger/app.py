@@ -20,7 +20,7 @@ from ledger.web.auth import TokenBuckets, auth_middleware, rate_limits_key
 from ledger.web.context import access_log_middleware
 from ledger.web.problems import problems_middleware
 from ledger.web.routes import add_routes
-from ledger.web.state import chainer_key, pool_key, settings_key
+from ledger.web.state import chainer_key, key_cache_key, pool_key, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares.insert(0, _server_tracing_middleware())
     app = web.Application(client_max_size=settings.body_size_max_bytes, middlewares=middlewares)
     app[settings_key] = settings
+    app[key_cache_key] = keys.KeyCache(ttl_seconds=settings.auth_cache_seconds)
     app[rate_limits_key] = TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
     async def database_pool(app: web.Application) -> AsyncIterator[None]:
@@ -88,6 +89,10 @@ def create_app(settings: Settings) -> web.Application:
     async def background_work(app: web.Application) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(_purge_idempotency_keys_forever(app), name="idempotency-purge"),
+            asyncio.create_task(
+                keys.listen_for_key_changes(lambda: db.connect(database_url), app[key_cache_key]),
+                name="api-key-listener",
+            ),
             asyncio.create_task(
                 telemetry.monitor_forever(app[pool_key].acquire, interval_seconds=settings.monitor_interval_seconds),
                 name="monitor",

@@ -122,7 +122,7 @@ class Chainer:
                             await self._chain_forever(conn)
                         finally:
                             self.is_leader = False
-                            await conn.execute(sql.ADVISORY_UNLOCK, CHAINER_LOCK_ID)
+                            await _unlock_or_drop(conn)
             except asyncio.CancelledError:
                 raise
             except Exception:  # database down or restarting: campaign again shortly
@@ -134,6 +134,16 @@ class Chainer:
             while await chain_pending(conn) > 0:
                 pass
             await asyncio.sleep(self._interval)
+
+
+async def _unlock_or_drop(conn: asyncpg.Connection) -> None:
+    """Give up leadership. The pool does not reset session state on release (ledger/db.py), so a lock that
+    cannot be released this way must not go back to the pool on its connection: close that connection."""
+    try:
+        await conn.execute(sql.ADVISORY_UNLOCK, CHAINER_LOCK_ID)
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 @contextlib.asynccontextmanager

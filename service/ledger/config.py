@@ -35,6 +35,7 @@ class Settings:
     audit_chain_interval_seconds: float
     rate_limit_per_second: float
     rate_limit_burst: int
+    auth_cache_seconds: float
     metadata_size_max_bytes: int
     monitor_interval_seconds: float
     shutdown_timeout_seconds: float
@@ -63,6 +64,12 @@ class Settings:
         def positive_float(raw: str) -> float:
             value = float(raw)
             if not value > 0:
+                raise ValueError(raw)
+            return value
+
+        def non_negative_float(raw: str) -> float:
+            value = float(raw)
+            if not value >= 0:
                 raise ValueError(raw)
             return value
 
@@ -111,6 +118,8 @@ class Settings:
                                               "must be a positive number"),
             rate_limit_per_second=read("LEDGER_RATE_LIMIT_PER_SECOND", 1000.0, positive_float,
                                        "must be a positive number"),
+            auth_cache_seconds=read("LEDGER_AUTH_CACHE_SECONDS", 10.0, non_negative_float,
+                                    "must be a number of seconds >= 0"),
             rate_limit_burst=read("LEDGER_RATE_LIMIT_BURST", 2000, positive_int, "must be a positive integer"),
             metadata_size_max_bytes=read("LEDGER_METADATA_SIZE_MAX_BYTES", 16384, positive_int,
                                          "must be a positive integer"),

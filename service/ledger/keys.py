@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -17,6 +22,8 @@ from ledger.db import translate_errors
 from ledger.errors import FieldError, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ledger.model import Page, new_transaction_id
 from ledger.pagination import decode_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "admin")
 # Each scope includes the ones before it: a write key may read, an admin key may do anything.
@@ -144,3 +151,79 @@ async def ensure_bootstrap_key(conn: asyncpg.Connection, *, secret: str) -> None
     operator has revoked stays revoked."""
     await create_key(conn, name="bootstrap", scopes=["admin"], expires_at=None, actor=Actor("bootstrap"),
                      secret=secret)  # fmt: skip
+
+
+KEY_CHANGES_CHANNEL = "ledger_api_keys"  # migrations/0005_api_key_notify.sql
+
+
+class KeyCache:
+    """Authenticated keys by secret digest, so that a request costs no database round trip for its key.
+
+    Trusted only while `live`: the service listens for key changes (`listen_for_key_changes`) and drops
+    everything on each one, so a revocation from any process takes effect at once. While the listener is
+    not connected, nothing is cached. Entries also age out after `ttl_seconds`, a backstop; expiry is checked
+    on every use. Unknown secrets are never cached."""
+
+    def __init__(self, *, ttl_seconds: float) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.live = False
+        self._entries: dict[bytes, tuple[ApiKey, float]] = {}
+
+    def get(self, digest: bytes) -> ApiKey | None:
+        entry = self._entries.get(digest)
+        if entry is None or not self.live:
+            return None
+        key, fetched = entry
+        if time.monotonic() - fetched > self.ttl_seconds:
+            del self._entries[digest]
+            return None
+        return key
+
+    def put(self, digest: bytes, key: ApiKey) -> None:
+        if self.live and self.ttl_seconds > 0:
+            self._entries[digest] = (key, time.monotonic())
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def set_live(self, live: bool) -> None:
+        self.clear()
+        self.live = live
+
+
+async def authenticate_cached(conn_factory: Callable[[], Any], cache: KeyCache, *, secret: str) -> ApiKey:
+    """`authenticate`, through the cache; `conn_factory` gives an async context manager for a connection,
+    entered only on a miss."""
+    digest = secret_digest(secret)
+    key = cache.get(digest)
+    if key is None:
+        async with conn_factory() as conn:
+            key = await authenticate(conn, secret=secret)
+        cache.put(digest, key)
+    elif key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+        raise Unauthorized("the API key is not valid")
+    return key
+
+
+async def listen_for_key_changes(
+    connect: Callable[[], Awaitable[asyncpg.Connection]], cache: KeyCache, *, retry_seconds: float = 1.0
+) -> None:
+    """Keep a LISTEN connection open for as long as the service runs; the cache is live only while it is."""
+    while True:
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await connect()
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await conn.add_listener(KEY_CHANGES_CHANNEL, lambda *_args: cache.clear())
+            cache.set_live(True)
+            await lost.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # database down or restarting: no caching until the listener is back
+            log.warning("API key change listener interrupted", exc_info=True)
+        finally:
+            cache.set_live(False)
+            if conn is not None and not conn.is_closed():
+                await conn.close(timeout=1)
+        await asyncio.sleep(retry_seconds)

@@ -15,8 +15,9 @@ import psycopg
 import pytest
 
 from ledger.app import create_app
+from ledger.web.state import key_cache_key
 from tests.api import open_account, problem
-from tests.conftest import ADMIN_SECRET
+from tests.conftest import ADMIN_SECRET, AUTH
 
 
 async def _new_key(client, *scopes: str, **extra) -> dict:
@@ -158,3 +159,45 @@ async def test_keys_cli_creates_lists_and_revokes(client, service_database_url) 
     revoked = await asyncio.to_thread(_cli, "keys", "revoke", key_id, url=service_database_url)
     assert revoked.returncode == 0, revoked.stderr
     await problem(await client.get("/v1/accounts", headers=_bearer(secret)), 401, "unauthorized")
+
+
+async def _wait_for_listener(client) -> None:
+    cache = client.app[key_cache_key]
+    for _ in range(100):
+        if cache.live:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the API key change listener never connected")
+
+
+async def test_a_revocation_by_another_process_takes_effect_through_the_key_cache(client, clean_database) -> None:
+    await _wait_for_listener(client)
+    created = await _new_key(client, "read")
+    headers = _bearer(created["secret"])
+    assert (await client.get("/v1/accounts", headers=headers)).status == 200  # now cached
+    with psycopg.connect(clean_database, autocommit=True) as conn:  # an operator, straight in the database
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (created["id"],))
+    for _ in range(40):  # the notification arrives asynchronously, within milliseconds
+        if (await client.get("/v1/accounts", headers=headers)).status == 401:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("a revoked key was still accepted 2 s after the revocation committed")
+
+
+@pytest.mark.parametrize("cache_seconds", [10.0, 0.0])
+async def test_the_key_cache_spares_the_lookup_and_can_be_turned_off(
+    aiohttp_client, settings, clean_database, cache_seconds
+) -> None:
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(settings, auth_cache_seconds=cache_seconds)), headers=AUTH
+    )
+    await _wait_for_listener(client)
+    created = await _new_key(client, "read")
+    headers = _bearer(created["secret"])
+    assert (await client.get("/v1/accounts", headers=headers)).status == 200
+    with psycopg.connect(clean_database, autocommit=True) as conn:
+        # Revoked behind the triggers' back (no notification): only a cached key can still pass.
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (created["id"],))
+    expected = 200 if cache_seconds > 0 else 401
+    assert (await client.get("/v1/accounts", headers=headers)).status == expected

@@ -12,7 +12,7 @@ from ledger.web import render
 from ledger.web.auth import actor
 from ledger.web.bodies import query_limit, query_text, read_json
 from ledger.web.schemas import KeyIn
-from ledger.web.state import connection
+from ledger.web.state import connection, key_cache_key
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -39,6 +39,9 @@ async def revoke_key(request: web.Request) -> web.Response:
         raise NotFound(f"no API key {request.match_info['id']}") from None
     async with connection(request) as conn:
         key = await keys.revoke_key(conn, key_id=key_id, actor=actor(request))
+    # The change notification will clear every process's cache; this one's is cleared now, so that the
+    # very next request here is refused even before the notification arrives.
+    request.app[key_cache_key].clear()
     return render.json_response(render.api_key(key))
 
 

@@ -16,7 +16,7 @@ from ledger.errors import RateLimited, Unauthorized
 from ledger.web.bodies import check_query_names
 from ledger.web.context import request_context
 from ledger.web.openapi import query_parameters
-from ledger.web.state import connection, settings_key
+from ledger.web.state import connection, key_cache_key, settings_key
 
 api_key_key = web.RequestKey("api_key", keys.ApiKey)
 
@@ -77,8 +77,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scope = required_scope(request)
     if scope is not None:
         secret = _bearer(request)
-        async with connection(request) as conn:
-            key = await keys.authenticate(conn, secret=secret)
+        key = await keys.authenticate_cached(lambda: connection(request), request.app[key_cache_key], secret=secret)
         keys.require_scope(key, scope)
         wait = request.app[rate_limits_key].take(str(key.id))
         if wait > 0:

@@ -11,10 +11,12 @@ from aiohttp import web
 from ledger import db
 from ledger.audit import Chainer
 from ledger.config import Settings
+from ledger.keys import KeyCache
 
 settings_key = web.AppKey("settings", Settings)
 pool_key = web.AppKey("pool", asyncpg.Pool)
 chainer_key = web.AppKey("chainer", Chainer)
+key_cache_key = web.AppKey("key_cache", KeyCache)
 
 
 @contextlib.asynccontextmanager
