@@ -24,7 +24,16 @@ from ledger import schema
 from ledger.app import create_app
 from ledger.config import Settings
 
-TABLES = ("idempotency_keys", "postings", "transactions", "accounts", "api_keys", "audit_outbox", "audit_log")
+TABLES = (
+    "idempotency_keys",
+    "transaction_batches",
+    "postings",
+    "transactions",
+    "accounts",
+    "api_keys",
+    "audit_outbox",
+    "audit_log",
+)
 ADMIN_SECRET = "ldg_test-admin-secret-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {ADMIN_SECRET}"}
 

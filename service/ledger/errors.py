@@ -155,7 +155,8 @@ class InternalError(LedgerError):
 def from_remembered(body: dict[str, object]) -> LedgerError:
     """Rebuild a remembered refusal (see `LedgerError.remembered`), marked as a replay."""
     kind = next((k for k in all_problem_classes() if k.slug == body.get("slug")), InternalError)
-    detail = str(body.get("detail", ""))
+    raw_detail = body.get("detail")
+    detail = str(raw_detail) if raw_detail is not None else None
     refusal: LedgerError
     if kind is ValidationFailed:
         raw = body.get("errors")

@@ -1,8 +1,10 @@
-"""The posting engine: post a transaction, reverse one, read them back.
+"""The posting engine: post transactions, reverse one, read them back.
 
-The work happens in one database call per transaction (`ledger_post_transaction`, see
-migrations/0002_post_transaction.sql): it claims the idempotency key, locks the accounts in id order,
-checks and updates balances and writes the postings while no Python code runs between the locks.
+The work happens in one database call, for one transaction or many (`ledger_post_batch`, see
+migrations/0006_post_batch.sql; reversals use `ledger_post_transaction`, 0002): it claims the idempotency
+keys, locks the accounts in id order, checks and updates balances and writes the postings while no Python
+code runs between the locks. `post_each` posts several independent transactions in one call (what group
+commit, ledger/group_commit.py, sends); each is posted, replayed or refused on its own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +55,52 @@ class IdempotencyKey:
     in_flight_wait: timedelta = timedelta(seconds=2)
 
 
+@dataclass(frozen=True, slots=True)
+class NewTransaction:
+    postings: list[NewPosting]
+    description: str | None = None
+    reference: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def audit_payload(self) -> dict[str, Any]:
+        return {
+            "postings": [{"account": p.account, "amount": p.amount} for p in self.postings],
+            "reference": self.reference,
+            "reverses": None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One transaction to post on its own, under its own idempotency key, for the request that sent it."""
+
+    transaction: NewTransaction
+    idempotency: IdempotencyKey
+    actor: Actor
+    id: uuid.UUID = field(default_factory=new_transaction_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The key was used before, for the same request: its transaction, or its remembered refusal."""
+
+    transaction_id: uuid.UUID | None
+    refusal: LedgerError | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    refusal: LedgerError
+
+
+Outcome = Posted | Replayed | Refused
+
+
 def request_fingerprint(*, method: str, route: str, body: Any) -> bytes:
     """SHA-256 of method, route and the canonical (sorted-key) body: what makes two requests 'the same'."""
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
@@ -73,24 +121,154 @@ async def post_transaction(
     """Post atomically, at most once per idempotency key. Returns the transaction and whether it is a replay
     of an earlier request with the same key; a remembered refusal is raised again, marked `replayed`."""
     check_postings(postings)
+    if reverses is not None:
+        return await _post_reversal(conn, postings=postings, idempotency=idempotency, actor=actor,
+                                    description=description, metadata=metadata or {}, reverses=reverses)  # fmt: skip
+    new = NewTransaction(postings, description, reference, metadata or {})
+    (outcome,) = await post_each(conn, [Submission(new, idempotency, actor)])
+    return await settle(conn, outcome)
+
+
+async def settle(conn: asyncpg.Connection, outcome: Outcome) -> tuple[Transaction, bool]:
+    """An outcome as the API answers it: the transaction and whether it is a replay, or the refusal raised."""
+    if isinstance(outcome, Posted):
+        return outcome.transaction, False
+    if isinstance(outcome, Refused):
+        raise outcome.refusal
+    if outcome.refusal is not None:
+        raise outcome.refusal
+    assert outcome.transaction_id is not None
+    return await get_transaction(conn, transaction_id=outcome.transaction_id), True
+
+
+async def post_each(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
+    """Post independent transactions in one database call and transaction; one outcome each, in order.
+
+    If the call as a whole fails (a race on a reference or a key, a lock wait, an overflow), each
+    transaction is posted alone, so that one request's trouble is never its neighbours'."""
+    for submission in submissions:
+        check_postings(submission.transaction.postings)
+    if len(submissions) > 1:
+        try:
+            return await _post_each_call(conn, submissions)
+        except (LedgerError, asyncpg.PostgresError):
+            log.info("batch fell back to one call per transaction", extra={"fields": {"size": len(submissions)}})
+            telemetry.group_commit_fallbacks.inc()
+    outcomes: list[Outcome] = []
+    for submission in submissions:
+        try:
+            outcomes.extend(await _post_each_call(conn, [submission]))
+        except _REMEMBERED_REFUSALS as refusal:
+            try:
+                await _remember(conn, submission.idempotency, refusal)
+            except LedgerError as answer:
+                outcomes.append(Replayed(None, answer) if answer.replayed else Refused(answer))
+                continue
+            outcomes.append(Refused(refusal))
+        except LedgerError as refusal:
+            outcomes.append(Refused(refusal))
+    return outcomes
+
+
+async def _post_each_call(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
+    postings = [(i, p) for i, s in enumerate(submissions, start=1) for p in s.transaction.postings]
+    args = (
+        False,
+        [s.idempotency.scope for s in submissions],
+        [s.idempotency.key for s in submissions],
+        [s.idempotency.fingerprint for s in submissions],
+        submissions[0].idempotency.ttl,
+        _wait(submissions[0].idempotency),
+        [s.id for s in submissions],
+        [s.transaction.description for s in submissions],
+        [s.transaction.reference for s in submissions],
+        [s.transaction.metadata for s in submissions],
+        [s.actor.request_id for s in submissions],
+        [s.actor.trace_id for s in submissions],
+        [s.transaction.audit_payload() for s in submissions],
+        [i for i, _ in postings],
+        [p.account for _, p in postings],
+        [p.amount for _, p in postings],
+        [p.currency for _, p in postings],
+        [s.actor.name for s in submissions],
+    )
+    with telemetry.tracer.start_as_current_span("ledger.post_batch") as span:
+        span.set_attribute("ledger.transactions", len(submissions))
+        span.set_attribute("ledger.postings", len(postings))
+        rows = await _call_engine(conn, sql.POST_BATCH, args)
+    by_item: dict[int, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_item.setdefault(row["item"], []).append(row)
+    outcomes: list[Outcome] = []
+    for index, submission in enumerate(submissions, start=1):
+        outcome = _outcome(submission, by_item[index])
+        outcomes.append(outcome)
+        _record(outcome)
+    return outcomes
+
+
+def _outcome(submission: Submission, rows: list[asyncpg.Record]) -> Outcome:
+    first = rows[0]
+    if first["outcome"] == "refused":
+        refusal = errors.from_remembered(first["refusal_body"])
+        refusal.replayed = False
+        return Refused(refusal)
+    if first["outcome"] == "replayed":
+        remembered = first["refusal_body"]
+        return Replayed(first["transaction_id"], errors.from_remembered(remembered) if remembered else None)
+    new = submission.transaction
+    return Posted(
+        Transaction(
+            id=submission.id,
+            postings=[Posting(r["account"], r["amount"], r["currency"], r["balance_after"]) for r in rows],
+            description=new.description,
+            reference=new.reference,
+            metadata=new.metadata,
+            created_at=first["created_at"],
+            reverses=None,
+        )
+    )
+
+
+def _record(outcome: Outcome) -> None:
+    if isinstance(outcome, Posted):
+        telemetry.record_posted([(p.amount, p.currency) for p in outcome.transaction.postings],
+                                reversal=False, replayed=False)  # fmt: skip
+    elif isinstance(outcome, Replayed):
+        telemetry.record_posted([], reversal=False, replayed=True)
+
+
+def _wait(idempotency: IdempotencyKey) -> str:
+    return f"{int(idempotency.in_flight_wait.total_seconds() * 1000)}ms"
+
+
+async def _post_reversal(
+    conn: asyncpg.Connection,
+    *,
+    postings: list[NewPosting],
+    idempotency: IdempotencyKey,
+    actor: Actor,
+    description: str | None,
+    metadata: dict[str, Any],
+    reverses: uuid.UUID,
+) -> tuple[Transaction, bool]:
     transaction_id = new_transaction_id()
-    metadata = metadata or {}
     audit_payload = {
         "postings": [{"account": p.account, "amount": p.amount} for p in postings],
-        "reference": reference,
-        "reverses": str(reverses) if reverses else None,
+        "reference": None,
+        "reverses": str(reverses),
     }
     args = (
         transaction_id, idempotency.scope, idempotency.key, idempotency.fingerprint, idempotency.ttl,
-        f"{int(idempotency.in_flight_wait.total_seconds() * 1000)}ms",
-        [p.account for p in postings], [p.amount for p in postings], [p.currency for p in postings],
-        description, reference, metadata, reverses, actor.name, actor.request_id, actor.trace_id, audit_payload,
+        _wait(idempotency), [p.account for p in postings], [p.amount for p in postings],
+        [p.currency for p in postings], description, None, metadata, reverses, actor.name, actor.request_id,
+        actor.trace_id, audit_payload,
     )  # fmt: skip
     with telemetry.tracer.start_as_current_span("ledger.post_transaction") as span:
         span.set_attribute("ledger.postings", len(postings))
-        span.set_attribute("ledger.reversal", reverses is not None)
+        span.set_attribute("ledger.reversal", True)
         try:
-            rows = await _call_engine(conn, args)
+            rows = await _call_engine(conn, sql.POST_TRANSACTION, args)
         except _REMEMBERED_REFUSALS as refusal:
             span.set_attribute("ledger.outcome", refusal.slug)
             await _remember(conn, idempotency, refusal)
@@ -100,28 +278,26 @@ async def post_transaction(
     if first["replayed"]:
         if first["refusal_status"] is not None:
             raise errors.from_remembered(first["refusal_body"])
-        telemetry.record_posted([], reversal=reverses is not None, replayed=True)
+        telemetry.record_posted([], reversal=True, replayed=True)
         return await get_transaction(conn, transaction_id=first["transaction_id"]), True
     transaction = Transaction(
         id=transaction_id,
         postings=[Posting(r["account"], r["amount"], r["currency"], r["balance_after"]) for r in rows],
         description=description,
-        reference=reference,
+        reference=None,
         metadata=metadata,
         created_at=first["created_at"],
         reverses=reverses,
     )
-    telemetry.record_posted(
-        [(p.amount, p.currency) for p in transaction.postings], reversal=reverses is not None, replayed=False
-    )
+    telemetry.record_posted([(p.amount, p.currency) for p in transaction.postings], reversal=True, replayed=False)
     return transaction, False
 
 
-async def _call_engine(conn: asyncpg.Connection, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+async def _call_engine(conn: asyncpg.Connection, query: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
     for attempt in range(1, _RETRIES_MAX + 1):
         try:
             with translate_errors():
-                rows: list[asyncpg.Record] = await conn.fetch(sql.POST_TRANSACTION, *args)
+                rows: list[asyncpg.Record] = await conn.fetch(query, *args)
             return rows
         except asyncpg.exceptions.TransactionRollbackError:
             if attempt == _RETRIES_MAX:

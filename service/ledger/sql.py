@@ -31,6 +31,14 @@ SELECT code, currency, min_balance, balance, metadata, created_at FROM accounts
  LIMIT $3
 """
 
+POST_BATCH = """
+SELECT item, outcome, refusal_status, refusal_body, transaction_id, created_at, position, account, amount, currency,
+       balance_after
+  FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+"""
+
+SELECT_BATCH = "SELECT transaction_ids FROM transaction_batches WHERE first_transaction_id = $1"
+
 POST_TRANSACTION = """
 SELECT replayed, refusal_status, refusal_body, transaction_id, created_at, position, account, amount, currency,
        balance_after

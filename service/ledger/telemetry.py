@@ -44,6 +44,14 @@ posting_retries = Counter(
     "ledger_posting_retries", "Posting attempts retried after a deadlock or serialization failure"
 )
 
+group_commit_batch_size = Histogram(
+    "ledger_group_commit_batch_size",
+    "Transactions per group-commit database call",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+group_commit_fallbacks = Counter(
+    "ledger_group_commit_fallbacks", "Group-commit calls that failed as a whole and were posted one by one"
+)
 audit_chain_lag = Gauge("ledger_audit_chain_lag_seconds", "Age of the oldest audit entry not chained yet")
 audit_pending = Gauge("ledger_audit_pending_entries", "Audit entries written but not chained yet")
 idempotency_keys_stored = Gauge("ledger_idempotency_keys_stored", "Idempotency keys stored (estimate)")
