@@ -14,13 +14,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor, create_aiohttp_middleware
 
-from ledger import audit, db, keys, posting, telemetry
+from ledger import audit, db, group_commit, keys, posting, telemetry
 from ledger.config import Settings
 from ledger.web.auth import TokenBuckets, auth_middleware, rate_limits_key
 from ledger.web.context import access_log_middleware
 from ledger.web.problems import problems_middleware
 from ledger.web.routes import add_routes
-from ledger.web.state import chainer_key, key_cache_key, pool_key, settings_key
+from ledger.web.state import chainer_key, committer_key, key_cache_key, pool_key, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,17 @@ def create_app(settings: Settings) -> web.Application:
                 name="monitor",
             ),
         ]
-        async with audit.running_chainer(
-            app[pool_key], interval_seconds=settings.audit_chain_interval_seconds
-        ) as chainer:
+        async with (
+            audit.running_chainer(app[pool_key], interval_seconds=settings.audit_chain_interval_seconds) as chainer,
+            group_commit.running(
+                lambda: db.connection(app[pool_key], timeout_seconds=settings.db_acquire_timeout_seconds),
+                max_batch=settings.group_commit_max_batch,
+                max_wait_seconds=settings.group_commit_wait_seconds,
+                flushers=settings.group_commit_flushers,
+            ) as committer,
+        ):
             app[chainer_key] = chainer
+            app[committer_key] = committer
             yield
         for task in tasks:
             task.cancel()

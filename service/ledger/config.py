@@ -36,6 +36,9 @@ class Settings:
     rate_limit_per_second: float
     rate_limit_burst: int
     auth_cache_seconds: float
+    group_commit_max_batch: int
+    group_commit_wait_seconds: float
+    group_commit_flushers: int
     metadata_size_max_bytes: int
     monitor_interval_seconds: float
     shutdown_timeout_seconds: float
@@ -70,6 +73,12 @@ class Settings:
         def non_negative_float(raw: str) -> float:
             value = float(raw)
             if not value >= 0:
+                raise ValueError(raw)
+            return value
+
+        def batch_size(raw: str) -> int:
+            value = int(raw)
+            if not 1 <= value <= 1000:
                 raise ValueError(raw)
             return value
 
@@ -118,6 +127,10 @@ class Settings:
                                               "must be a positive number"),
             rate_limit_per_second=read("LEDGER_RATE_LIMIT_PER_SECOND", 1000.0, positive_float,
                                        "must be a positive number"),
+            group_commit_max_batch=read("LEDGER_GROUP_COMMIT_MAX_BATCH", 64, batch_size, "must be an integer 1..1000"),
+            group_commit_wait_seconds=read("LEDGER_GROUP_COMMIT_WAIT_SECONDS", 0.0, non_negative_float,
+                                           "must be a number of seconds >= 0"),
+            group_commit_flushers=read("LEDGER_GROUP_COMMIT_FLUSHERS", 4, positive_int, "must be a positive integer"),
             auth_cache_seconds=read("LEDGER_AUTH_CACHE_SECONDS", 10.0, non_negative_float,
                                     "must be a number of seconds >= 0"),
             rate_limit_burst=read("LEDGER_RATE_LIMIT_BURST", 2000, positive_int, "must be a positive integer"),

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -126,19 +127,18 @@ async def post_transaction(
                                     description=description, metadata=metadata or {}, reverses=reverses)  # fmt: skip
     new = NewTransaction(postings, description, reference, metadata or {})
     (outcome,) = await post_each(conn, [Submission(new, idempotency, actor)])
-    return await settle(conn, outcome)
+    return await settle(outcome, lambda transaction_id: get_transaction(conn, transaction_id=transaction_id))
 
 
-async def settle(conn: asyncpg.Connection, outcome: Outcome) -> tuple[Transaction, bool]:
-    """An outcome as the API answers it: the transaction and whether it is a replay, or the refusal raised."""
+async def settle(outcome: Outcome, load: Callable[[uuid.UUID], Awaitable[Transaction]]) -> tuple[Transaction, bool]:
+    """An outcome as the API answers it: the transaction and whether it is a replay (a replayed transaction
+    is read back with `load`), or the refusal raised."""
     if isinstance(outcome, Posted):
         return outcome.transaction, False
-    if isinstance(outcome, Refused):
-        raise outcome.refusal
     if outcome.refusal is not None:
         raise outcome.refusal
-    assert outcome.transaction_id is not None
-    return await get_transaction(conn, transaction_id=outcome.transaction_id), True
+    assert isinstance(outcome, Replayed) and outcome.transaction_id is not None
+    return await load(outcome.transaction_id), True
 
 
 async def post_each(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:

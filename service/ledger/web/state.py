@@ -11,12 +11,14 @@ from aiohttp import web
 from ledger import db
 from ledger.audit import Chainer
 from ledger.config import Settings
+from ledger.group_commit import GroupCommitter
 from ledger.keys import KeyCache
 
 settings_key = web.AppKey("settings", Settings)
 pool_key = web.AppKey("pool", asyncpg.Pool)
 chainer_key = web.AppKey("chainer", Chainer)
 key_cache_key = web.AppKey("key_cache", KeyCache)
+committer_key = web.AppKey("committer", GroupCommitter)
 
 
 @contextlib.asynccontextmanager

@@ -10,12 +10,12 @@ from pydantic import BaseModel
 
 from ledger import posting
 from ledger.errors import NotFound
-from ledger.model import NewPosting, Transaction, check_metadata_size
+from ledger.model import NewPosting, Transaction, check_metadata_size, check_postings
 from ledger.web import render
 from ledger.web.auth import actor, api_key_key
 from ledger.web.bodies import idempotency_key, query_limit, query_text, read_json
 from ledger.web.schemas import ReversalIn, TransactionIn
-from ledger.web.state import connection, settings_key
+from ledger.web.state import committer_key, connection, settings_key
 
 
 def _transaction_id(request: web.Request) -> uuid.UUID:
@@ -48,16 +48,18 @@ async def post_transaction(request: web.Request) -> web.Response:
     idempotency_key(request)  # a missing key is refused before the body is read
     body = await read_json(request, TransactionIn)
     check_metadata_size(body.metadata, max_bytes=request.app[settings_key].metadata_size_max_bytes)
-    async with connection(request) as conn:
-        transaction, replayed = await posting.post_transaction(
-            conn,
-            postings=[NewPosting(p.account, p.amount, p.currency) for p in body.postings],
-            idempotency=_idempotency(request, body),
-            actor=actor(request),
-            description=body.description,
-            reference=body.reference,
-            metadata=body.metadata,
-        )
+    postings = [NewPosting(p.account, p.amount, p.currency) for p in body.postings]
+    check_postings(postings)
+    new = posting.NewTransaction(postings, body.description, body.reference, body.metadata)
+    outcome = await request.app[committer_key].submit(
+        posting.Submission(new, _idempotency(request, body), actor(request))
+    )
+
+    async def load(transaction_id: uuid.UUID) -> Transaction:
+        async with connection(request) as conn:
+            return await posting.get_transaction(conn, transaction_id=transaction_id)
+
+    transaction, replayed = await posting.settle(outcome, load)
     return _created(transaction, replayed)
 
 
