@@ -61,12 +61,19 @@ def translate_errors() -> Iterator[None]:
     except asyncpg.exceptions.PostgresError as exc:
         sqlstate = getattr(exc, "sqlstate", None) or ""
         constraint = getattr(exc, "constraint_name", None) or ""
+        # ledger_post_batch names the refused transaction of an all-or-nothing batch by its index (HINT).
+        hint = getattr(exc, "hint", None) or ""
+        where = f"/transactions/{int(hint) - 1}: " if hint.isdigit() else ""
         if sqlstate in _ENGINE_REFUSALS:
             subject = getattr(exc, "detail", None) or ""
             template = _ENGINE_DETAILS.get(sqlstate)
-            raise _ENGINE_REFUSALS[sqlstate](template.format(subject) if template else None) from None
+            kind = _ENGINE_REFUSALS[sqlstate]
+            raise kind(
+                where + template.format(subject) if template else (where + kind.title if where else None)
+            ) from None
         if constraint in _CONSTRAINT_REFUSALS:
-            raise _CONSTRAINT_REFUSALS[constraint]() from None
+            kind = _CONSTRAINT_REFUSALS[constraint]
+            raise kind(where + kind.title if where else None) from None
         if isinstance(exc, asyncpg.exceptions.LockNotAvailableError):
             # Only the idempotency key claim runs with a lock_timeout (0002_post_transaction.sql).
             raise errors.IdempotencyKeyInUse("a request with this key is still in flight; retry shortly") from None

@@ -170,6 +170,66 @@ async def post_each(conn: asyncpg.Connection, submissions: list[Submission]) -> 
     return outcomes
 
 
+async def post_batch(
+    conn: asyncpg.Connection, *, transactions: list[NewTransaction], idempotency: IdempotencyKey, actor: Actor
+) -> tuple[list[Transaction], bool]:
+    """Post all of them or none, in order, in one database call, at most once per idempotency key. Returns
+    them and whether this is a replay; a refusal names the first refused transaction by its JSON pointer."""
+    problems: list[errors.FieldError] = []
+    for index, new in enumerate(transactions):
+        try:
+            check_postings(new.postings)
+        except errors.ValidationFailed as refusal:
+            problems.extend(errors.FieldError(f"/transactions/{index}{e.pointer}", e.detail) for e in refusal.errors)
+        except LedgerError as refusal:
+            raise type(refusal)(f"/transactions/{index}: {refusal.detail}") from None
+    if problems:
+        raise errors.ValidationFailed(problems)
+    ids = [new_transaction_id() for _ in transactions]
+    postings = [(i, p) for i, t in enumerate(transactions, start=1) for p in t.postings]
+    args = (
+        True, [idempotency.scope], [idempotency.key], [idempotency.fingerprint], idempotency.ttl, _wait(idempotency),
+        ids, [t.description for t in transactions], [t.reference for t in transactions],
+        [t.metadata for t in transactions], [actor.request_id] * len(ids), [actor.trace_id] * len(ids),
+        [t.audit_payload() for t in transactions], [i for i, _ in postings], [p.account for _, p in postings],
+        [p.amount for _, p in postings], [p.currency for _, p in postings], [actor.name] * len(ids),
+    )  # fmt: skip
+    with telemetry.tracer.start_as_current_span("ledger.post_batch") as span:
+        span.set_attribute("ledger.transactions", len(ids))
+        span.set_attribute("ledger.postings", len(postings))
+        span.set_attribute("ledger.atomic", True)
+        try:
+            rows = await _call_engine(conn, sql.POST_BATCH, args)
+        except _REMEMBERED_REFUSALS as refusal:
+            await _remember(conn, idempotency, refusal)
+            raise
+    first = rows[0]
+    if first["outcome"] == "replayed":
+        if first["refusal_body"] is not None:
+            raise errors.from_remembered(first["refusal_body"])
+        telemetry.record_posted([], reversal=False, replayed=True)
+        return await get_batch(conn, first_transaction_id=first["transaction_id"]), True
+    by_item: dict[int, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_item.setdefault(row["item"], []).append(row)
+    posted = []
+    for index, (transaction_id, new) in enumerate(zip(ids, transactions, strict=True), start=1):
+        outcome = _outcome(Submission(new, idempotency, actor, transaction_id), by_item[index])
+        assert isinstance(outcome, Posted)
+        _record(outcome)
+        posted.append(outcome.transaction)
+    return posted, False
+
+
+async def get_batch(conn: asyncpg.Connection, *, first_transaction_id: uuid.UUID) -> list[Transaction]:
+    with translate_errors():
+        ids = await conn.fetchval(sql.SELECT_BATCH, first_transaction_id)
+        if ids is None:
+            raise NotFound(f"no batch starting with transaction {first_transaction_id}")
+        found = _transactions(await conn.fetch(sql.SELECT_TRANSACTIONS, ids))
+    return [found[i] for i in ids]
+
+
 async def _post_each_call(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
     postings = [(i, p) for i, s in enumerate(submissions, start=1) for p in s.transaction.postings]
     args = (

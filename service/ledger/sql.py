@@ -264,6 +264,19 @@ SELECT k.scope || '/' || k.key AS subject, 'names missing transaction ' || k.tra
  LIMIT 10
 """
 
+# A bulk batch lists transactions that exist, each once, and in no other batch (what its key replays).
+CHECK_BATCHES_COMPLETE = """
+SELECT b.first_transaction_id::text AS subject, 'lists a missing or repeated transaction' AS problem
+  FROM transaction_batches AS b
+ WHERE (SELECT count(*) FROM transactions AS t WHERE t.id = ANY (b.transaction_ids)) <> cardinality(b.transaction_ids)
+    OR (SELECT count(DISTINCT x) FROM unnest(b.transaction_ids) AS x) <> cardinality(b.transaction_ids)
+UNION ALL
+SELECT x::text, 'is listed by more than one batch'
+  FROM transaction_batches AS b, unnest(b.transaction_ids) AS x
+ GROUP BY x HAVING count(*) > 1
+ LIMIT 10
+"""
+
 # Every transaction was recorded in the audit trail (chained, or still in the outbox).
 CHECK_TRANSACTIONS_AUDITED = """
 SELECT t.id::text AS subject, 'has no audit entry' AS problem

@@ -45,6 +45,8 @@ CHECKS: tuple[Check, ...] = (
     Check("floors_held", "4: no balance is below its account's min_balance", sql.CHECK_FLOORS_HELD),
     Check("reversals_mirror", "2: a reversal negates exactly the postings it reverses", sql.CHECK_REVERSALS_MIRROR),
     Check("idempotency_keys", "5: every idempotency key names a transaction that exists", sql.CHECK_IDEMPOTENCY_KEYS),
+    Check("batches_complete", "5: a batch's idempotency key replays exactly the transactions it posted",
+          sql.CHECK_BATCHES_COMPLETE),
     Check("transactions_audited", "7: every transaction has an audit entry", sql.CHECK_TRANSACTIONS_AUDITED),
 )  # fmt: skip
 AUDIT_CHAIN = Check("audit_chain", "7: the audit log's hash chain verifies, with no gap", "")

@@ -24,6 +24,8 @@ async def busy_ledger(client):
     await post(client, transfer("a", "b", 300))
     body = await (await post(client, transfer("b", "c", 500))).json()
     await client.post(f"/v1/transactions/{body['id']}/reverse", headers={"Idempotency-Key": "r"})
+    batch = {"transactions": [{"postings": transfer("a", "c", 1)}, {"postings": transfer("c", "a", 1)}]}
+    assert (await client.post("/v1/transactions/batch", json=batch, headers={"Idempotency-Key": "bt"})).status == 201
     return client
 
 
@@ -66,9 +68,11 @@ async def test_verify_passes_on_a_ledger_written_by_the_service(busy_ledger, cle
           "WHERE account_id = (SELECT id FROM accounts WHERE code = 'c') AND account_sequence = 1"],
          ["balance_after_chain", "floors_held"]),
         (["DELETE FROM postings WHERE position = 1 AND transaction_id = "
-          "(SELECT transaction_id FROM postings ORDER BY created_at DESC LIMIT 1)"],
+          "(SELECT id FROM transactions WHERE reverses IS NOT NULL)"],
          ["balances_match_postings", "reversals_mirror", "transaction_posting_counts", "transactions_balanced"]),
         (["DELETE FROM transactions WHERE reverses IS NOT NULL"], ["idempotency_keys"]),
+        (["INSERT INTO transaction_batches SELECT id, ARRAY[id, gen_random_uuid()], now() FROM transactions "
+          "WHERE reverses IS NOT NULL"], ["batches_complete"]),
     ],
 )  # fmt: skip
 async def test_verify_names_each_invariant_broken_behind_the_services_back(
@@ -90,6 +94,9 @@ async def test_database_refuses_edits_that_verify_would_catch(busy_ledger, clean
             "UPDATE accounts SET balance = balance + 1 WHERE code = 'a'",
             "DELETE FROM accounts WHERE code = 'a'",
             "INSERT INTO transactions (id, posting_count, created_at) VALUES (gen_random_uuid(), 2, now())",
+            "DELETE FROM transaction_batches",
+            "INSERT INTO transaction_batches SELECT id, ARRAY[id, id], now() FROM transactions "
+            "WHERE reverses IS NOT NULL",
         ):
             with pytest.raises(psycopg.Error):
                 conn.execute(statement)

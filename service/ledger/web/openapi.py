@@ -13,7 +13,8 @@ from ledger.web import schemas
 from ledger.web.bodies import LIMIT_DEFAULT, LIMIT_MAX
 
 _MODELS: list[type[BaseModel]] = [
-    schemas.AccountIn, schemas.TransactionIn, schemas.ReversalIn, schemas.AccountOut, schemas.TransactionOut,
+    schemas.AccountIn, schemas.TransactionIn, schemas.BatchIn, schemas.ReversalIn, schemas.BatchOut,
+    schemas.AccountOut, schemas.TransactionOut,
     schemas.BalanceOut, schemas.AccountPage, schemas.TransactionPage, schemas.StatementPage, schemas.Problem,
     schemas.Health, schemas.KeyIn, schemas.NewKeyOut, schemas.KeyOut, schemas.KeyPage, schemas.AuditPage,
 ]  # fmt: skip
@@ -125,6 +126,19 @@ def _paths() -> dict[str, Any]:
                 "parameters": [_query("account", "The account code.", {"type": "string"}, required=True),
                                _LIMIT, _CURSOR],
                 "responses": {"200": _json(schemas.TransactionPage, "A page of transactions"), **_problems(400, 404)},
+            },
+        },
+        "/v1/transactions/batch": {
+            "post": {
+                "operationId": "postTransactionBatch",
+                "summary": "Post up to 1,000 transactions at once, all or nothing, under one idempotency key",
+                "description": "One database call: much cheaper per transaction than one request each. If any "
+                               "transaction is refused, none is posted, and the problem's detail starts with the "
+                               "JSON pointer of the first refused one (`/transactions/3: ...`).",
+                "tags": ["transactions"], "parameters": [_IDEMPOTENCY_KEY], "requestBody": _body(schemas.BatchIn),
+                "responses": {"201": _json(schemas.BatchOut, "The transactions, in the request's order",
+                                           {"Idempotent-Replayed": _REPLAYED["Idempotent-Replayed"]}),
+                              **_problems(400, 409, 413, 415, 422)},
             },
         },
         "/v1/transactions/{id}": {

@@ -23,6 +23,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/v1/accounts/{code}/balance", accounts.account_balance),
             web.post("/v1/transactions", transactions.post_transaction),
             web.get("/v1/transactions", transactions.list_transactions),
+            web.post("/v1/transactions/batch", transactions.post_batch),
             web.get("/v1/transactions/{id}", transactions.get_transaction),
             web.post("/v1/transactions/{id}/reverse", transactions.reverse_transaction),
             web.post("/v1/keys", admin.create_key),

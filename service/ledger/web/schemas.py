@@ -51,6 +51,15 @@ class TransactionIn(_Request):
     metadata: Metadata = Field(default_factory=dict)
 
 
+BATCH_SIZE_MAX = 1000
+
+
+class BatchIn(_Request):
+    transactions: Annotated[list[TransactionIn], Field(min_length=1, max_length=BATCH_SIZE_MAX)] = Field(
+        description="Posted all or nothing, in this order: floors apply as if one after the other."
+    )
+
+
 class ReversalIn(_Request):
     description: Annotated[str, Field(max_length=1000)] | None = None
     metadata: Metadata = Field(default_factory=dict)
@@ -101,6 +110,10 @@ class BalanceOut(_Response):
 class AccountPage(_Response):
     data: list[AccountOut]
     next_cursor: str | None
+
+
+class BatchOut(_Response):
+    transactions: list[TransactionOut]
 
 
 class TransactionPage(_Response):

@@ -14,7 +14,7 @@ from ledger.model import NewPosting, Transaction, check_metadata_size, check_pos
 from ledger.web import render
 from ledger.web.auth import actor, api_key_key
 from ledger.web.bodies import idempotency_key, query_limit, query_text, read_json
-from ledger.web.schemas import ReversalIn, TransactionIn
+from ledger.web.schemas import BatchIn, ReversalIn, TransactionIn
 from ledger.web.state import committer_key, connection, settings_key
 
 
@@ -61,6 +61,27 @@ async def post_transaction(request: web.Request) -> web.Response:
 
     transaction, replayed = await posting.settle(outcome, load)
     return _created(transaction, replayed)
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    idempotency_key(request)
+    body = await read_json(request, BatchIn)
+    max_bytes = request.app[settings_key].metadata_size_max_bytes
+    for transaction in body.transactions:
+        check_metadata_size(transaction.metadata, max_bytes=max_bytes)
+    new = [
+        posting.NewTransaction(
+            [NewPosting(p.account, p.amount, p.currency) for p in t.postings], t.description, t.reference, t.metadata
+        )
+        for t in body.transactions
+    ]
+    async with connection(request) as conn:
+        transactions, replayed = await posting.post_batch(
+            conn, transactions=new, idempotency=_idempotency(request, body), actor=actor(request)
+        )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return render.json_response({"transactions": [render.transaction(t) for t in transactions]}, status=201,
+                                headers=headers)  # fmt: skip
 
 
 async def reverse_transaction(request: web.Request) -> web.Response:
