@@ -24,8 +24,10 @@ def add_routes(app: web.Application) -> None:
             web.post("/v1/transactions", transactions.post_transaction),
             web.get("/v1/transactions", transactions.list_transactions),
             web.post("/v1/transactions/batch", transactions.post_batch),
-            web.get("/v1/transactions/{id}", transactions.get_transaction),
-            web.post("/v1/transactions/{id}/reverse", transactions.reverse_transaction),
+            # `batch` is not a transaction id: without the lookahead, GET /v1/transactions/batch would be
+            # routed here and the path would claim methods the API document does not give it.
+            web.get("/v1/transactions/{id:(?!batch$)[^/]+}", transactions.get_transaction),
+            web.post("/v1/transactions/{id:(?!batch$)[^/]+}/reverse", transactions.reverse_transaction),
             web.post("/v1/keys", admin.create_key),
             web.get("/v1/keys", admin.list_keys),
             web.delete("/v1/keys/{id}", admin.revoke_key),
