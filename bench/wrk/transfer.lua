@@ -2,7 +2,8 @@
 --
 -- Environment (set by bench/run.py):
 --   API_KEY          the bearer key
---   SCENARIO         uniform | hot10 | hot1 | replay (uniform accounts, REPLAY_FRACTION repeats)
+--   SCENARIO         uniform | hot10 | hot1 | replay (uniform accounts, REPLAY_FRACTION repeats) |
+--                    bulk (POST /v1/transactions/batch, BATCH_SIZE uniform transfers a request)
 --   KEY_PREFIX       makes every Idempotency-Key of this run unique (per run and phase)
 --   REPLAY_FRACTION  share of requests that repeat an earlier key with its exact body (replay only)
 --   RESULT_FILE      where done() writes this run's counters as JSON
@@ -21,6 +22,8 @@ local scenario = os.getenv("SCENARIO") or "uniform"
 local prefix = os.getenv("KEY_PREFIX") or "bench"
 local replay_fraction = scenario == "replay" and tonumber(os.getenv("REPLAY_FRACTION") or "0.2") or 0
 local result_file = os.getenv("RESULT_FILE")
+local batch_size = scenario == "bulk" and tonumber(os.getenv("BATCH_SIZE") or "100") or 1
+local path = scenario == "bulk" and "/v1/transactions/batch" or "/v1/transactions"
 
 local threads = {}
 local next_id = 0
@@ -57,6 +60,13 @@ local function pick()
                        a, amount, b, amount)
 end
 
+local function make_body()
+  if batch_size == 1 then return pick() end
+  local transactions = {}
+  for i = 1, batch_size do transactions[i] = pick() end
+  return '{"transactions":[' .. table.concat(transactions, ",") .. ']}'
+end
+
 function request()
   sequence = sequence + 1
   local key, body, replay
@@ -64,12 +74,12 @@ function request()
     local earlier = recent[math.random(1, #recent)]
     key, body, replay = earlier[1], earlier[2], true
   else
-    key, body, replay = string.format("%s-%d-%d", prefix, tid, sequence), pick(), false
+    key, body, replay = string.format("%s-%d-%d", prefix, tid, sequence), make_body(), false
   end
   local rid = string.format("%s-%d-r%d", prefix, tid, sequence)
   outstanding[rid] = {key, body, replay, sequence}
   if not replay then pending = pending .. sequence .. "," end
-  return wrk.format("POST", "/v1/transactions", {
+  return wrk.format("POST", path, {
     ["Authorization"] = "Bearer " .. api_key,
     ["Content-Type"] = "application/json",
     ["Idempotency-Key"] = key,
@@ -122,9 +132,9 @@ function done(summary, latency, requests)
     '{"duration_us": %d, "requests": %d, "created_new": %d, "created_replay": %d, "answered_error": %d, ' ..
     '"answered_503": %d, "replay_not_marked": %d, "unmatched": %d, "errors_connect": %d, "errors_read": %d, ' ..
     '"errors_write": %d, "errors_timeout": %d, "p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d, ' ..
-    '"unanswered_keys": [%s]}',
+    '"batch_size": %d, "unanswered_keys": [%s]}',
     summary.duration, summary.requests, totals.created_new, totals.created_replay, totals.answered_error,
     totals.answered_503, totals.replay_not_marked, totals.unmatched, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max, table.concat(pending, ", ")))
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max, batch_size, table.concat(pending, ", ")))
   out:close()
 end
