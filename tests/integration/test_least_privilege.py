@@ -20,7 +20,7 @@ from tests.api import fund, open_account, post, transfer
         "DELETE FROM accounts",
         "ALTER TABLE postings DISABLE TRIGGER USER",
         "SET session_replication_role = replica",
-        "DROP TRIGGER postings_chain ON postings",
+        "DROP TRIGGER postings_checked ON postings",
     ],
 )
 async def test_the_service_role_cannot_edit_history(client, service_database_url, statement) -> None:

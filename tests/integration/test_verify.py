@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 
 import asyncpg
 import psycopg
@@ -116,3 +117,58 @@ async def test_verify_cli_exits_nonzero_with_a_readable_report(busy_ledger, clea
     bad = await asyncio.to_thread(_cli_verify, env)
     assert bad.returncode == 1
     assert "balances_match_postings" in bad.stdout and "b: balance" in bad.stdout
+
+
+def _hand_written_transfer(conn: psycopg.Connection, amounts: tuple[int, int], *, update_balances: bool = True,
+                           chain_offset: int = 0, extra_to: str | None = None) -> None:  # fmt: skip
+    """A transfer from `a` to `b` written by hand, the way bench/sql/interactive.sql does, with knobs to
+    get one thing wrong."""
+    tx = extra_to or str(uuid.uuid4())
+    if extra_to is None:
+        conn.execute("INSERT INTO transactions (id, posting_count, created_at) VALUES (%s, 2, now())", (tx,))
+        conn.execute("INSERT INTO audit_outbox (actor, action, subject) VALUES ('test', 'transaction.posted', %s)",
+                     (tx,))  # fmt: skip
+    rows = []
+    for code, amount in zip(("a", "b"), amounts, strict=True):
+        account_id, balance, count = conn.execute(
+            "SELECT id, balance, posting_count FROM accounts WHERE code = %s", (code,)
+        ).fetchone()
+        if update_balances:
+            conn.execute("UPDATE accounts SET balance = balance + %s, posting_count = posting_count + 1 "
+                         "WHERE id = %s", (amount, account_id))  # fmt: skip
+        rows.append((account_id, amount, balance + amount + chain_offset, count + 1))
+    position = 0 if extra_to is None else 50
+    conn.execute(
+        "INSERT INTO postings (transaction_id, position, account_id, currency, amount, balance_after, "
+        "account_sequence, created_at) VALUES (%s, %s, %s, 'BDT', %s, %s, %s, now()), "
+        "(%s, %s, %s, 'BDT', %s, %s, %s, now())",
+        (tx, position, *rows[0], tx, position + 1, *rows[1]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("knobs", "sqlstate"),
+    [
+        ({"amounts": (-5, 6)}, "LDUNB"),  # does not sum to zero
+        ({"amounts": (-5, 5), "chain_offset": 1}, "LDCHN"),  # balance_after off the chain
+        ({"amounts": (-5, 5), "update_balances": False}, "LDCHN"),  # balances not updated first
+        ({"amounts": (-5, 5), "extra_to": "old"}, "LDUNB"),  # two more postings for an old transaction
+    ],
+)
+async def test_hand_written_postings_are_checked_by_the_database(busy_ledger, clean_database, knobs, sqlstate):
+    with psycopg.connect(clean_database) as conn:
+        _hand_written_transfer(conn, (-5, 5))  # the control: a correct one passes
+        conn.commit()
+        if knobs.get("extra_to") == "old":
+            knobs["extra_to"] = str(
+                conn.execute("SELECT id FROM transactions ORDER BY created_at LIMIT 1").fetchone()[0]
+            )
+
+        def attempt() -> None:
+            _hand_written_transfer(conn, **knobs)
+            conn.commit()
+
+        with pytest.raises(psycopg.Error) as refused:
+            attempt()
+        assert refused.value.sqlstate == sqlstate
+    assert await _violations(clean_database) == []
