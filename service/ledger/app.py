@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import warnings
 from collections.abc import AsyncIterator
@@ -123,6 +124,10 @@ def create_app(settings: Settings) -> web.Application:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, which run_app turns into a graceful stop: in-flight requests drain."""
+    # Everything imported so far lives as long as the process: keep it out of the cyclic collector's scans,
+    # and scan the young generation less often (py-spy: ~4 % of the CPU of a post went to collections).
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     web.run_app(
         create_app(settings),
         host=settings.host,
