@@ -130,7 +130,7 @@ class Settings:
             group_commit_max_batch=read("LEDGER_GROUP_COMMIT_MAX_BATCH", 64, batch_size, "must be an integer 1..1000"),
             group_commit_wait_seconds=read("LEDGER_GROUP_COMMIT_WAIT_SECONDS", 0.0, non_negative_float,
                                            "must be a number of seconds >= 0"),
-            group_commit_flushers=read("LEDGER_GROUP_COMMIT_FLUSHERS", 4, positive_int, "must be a positive integer"),
+            group_commit_flushers=read("LEDGER_GROUP_COMMIT_FLUSHERS", 2, positive_int, "must be a positive integer"),
             auth_cache_seconds=read("LEDGER_AUTH_CACHE_SECONDS", 10.0, non_negative_float,
                                     "must be a number of seconds >= 0"),
             rate_limit_burst=read("LEDGER_RATE_LIMIT_BURST", 2000, positive_int, "must be a positive integer"),
