@@ -15,6 +15,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
+from ledger import telemetry
 from ledger.app import create_app
 from ledger.verify import report, verify_database
 from tests.api import balance, fund, open_account, post, transfer
@@ -107,10 +108,16 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(
         return response.status, body.get("id") if response.status == 201 else body.get("type")
 
     jobs = [one(pick(), f"load-{i}") for i in range(10_000)]
+    batch_sizes = telemetry.group_commit_batch_size
+    calls_before, transactions_before = sum(b.get() for b in batch_sizes._buckets), batch_sizes._sum.get()
     started = time.perf_counter()
     with caplog.at_level(logging.WARNING, logger="ledger.posting"):
         results = await asyncio.gather(*jobs)
     elapsed = time.perf_counter() - started
+
+    calls = sum(b.get() for b in batch_sizes._buckets) - calls_before
+    coalesced = batch_sizes._sum.get() - transactions_before
+    assert coalesced == 10_000 and calls < 10_000  # the batched (group commit) path carried these posts
 
     statuses = Counter(status for status, _ in results)
     assert set(statuses) <= {201, 422}, (statuses, unexpected)
@@ -133,5 +140,6 @@ async def test_ten_thousand_concurrent_posts_across_100_accounts(
             f"{elapsed:.1f} s ({10_000 / elapsed:.0f}/s), "
             f"p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, "
             f"max {max(latencies) * 1000:.0f} ms, "
-            f"{statuses[201]} posted, {statuses[422]} refused by floors, {retries} retries"
+            f"{statuses[201]} posted, {statuses[422]} refused by floors, {retries} retries, "
+            f"{calls:.0f} group-commit calls ({coalesced / calls:.1f} transactions each)"
         )
