@@ -41,22 +41,44 @@ class Model:
     accounts: dict[str, ModelAccount] = field(default_factory=dict)
     transactions: dict[str, ModelTransaction] = field(default_factory=dict)
 
-    def outcome(self, postings: list[tuple[str, int]]) -> str:
+    def outcome(self, postings: list[tuple[str, int]], balances: dict[str, int] | None = None) -> str:
         """The refusal the ledger must give, in its precedence order, or 'ok'."""
+        static = self.static_outcome(postings)
+        if static != "ok":
+            return static
+        balances = balances if balances is not None else {c: a.balance for c, a in self.accounts.items()}
+        by_account: dict[str, int] = {}
+        for code, amount in postings:
+            by_account[code] = by_account.get(code, 0) + amount
+        for code, delta in by_account.items():
+            floor = self.accounts[code].floor
+            if floor is not None and balances[code] + delta < floor:
+                return "insufficient-funds"
+        return "ok"
+
+    def static_outcome(self, postings: list[tuple[str, int]]) -> str:
+        """What can be refused from the request and the accounts alone: unknown, then unbalanced."""
         if any(code not in self.accounts for code, _ in postings):
             return "unknown-account"
         by_currency: dict[str, int] = {}
-        by_account: dict[str, int] = {}
         for code, amount in postings:
             by_currency[self.accounts[code].currency] = by_currency.get(self.accounts[code].currency, 0) + amount
-            by_account[code] = by_account.get(code, 0) + amount
-        if any(by_currency.values()):
-            return "unbalanced-transaction"
-        for code, delta in by_account.items():
-            account = self.accounts[code]
-            if account.floor is not None and account.balance + delta < account.floor:
-                return "insufficient-funds"
-        return "ok"
+        return "unbalanced-transaction" if any(by_currency.values()) else "ok"
+
+    def batch_outcome(self, batch: list[list[tuple[str, int]]]) -> tuple[int, str]:
+        """All or nothing: the first transaction refused on its own (unknown, unbalanced), else the first
+        refused by a floor when they are applied one after the other; (-1, 'ok') if none is."""
+        for index, postings in enumerate(batch):
+            static = self.static_outcome(postings)
+            if static != "ok":
+                return index, static
+        balances = {c: a.balance for c, a in self.accounts.items()}
+        for index, postings in enumerate(batch):
+            if self.outcome(postings, balances) != "ok":
+                return index, "insufficient-funds"
+            for code, amount in postings:
+                balances[code] += amount
+        return -1, "ok"
 
     def apply(self, postings: list[tuple[str, int]]) -> None:
         for code, amount in postings:
@@ -126,6 +148,32 @@ class LedgerMachine(RuleBasedStateMachine):
         if self._expect(response, postings) is not None:
             self.sent[key] = (postings, response)
         return key
+
+    @rule(
+        batch=st.lists(
+            st.tuples(st.sampled_from([*CODES, "world:bdt", "world:usd", "ghost"]), st.integers(1, 120),
+                      st.sampled_from([*CODES, "world:bdt", "world:usd"])),
+            min_size=1,
+            max_size=4,
+        ),
+    )  # fmt: skip
+    def post_a_batch(self, batch: list[tuple[str, int, str]]) -> None:
+        transactions = [[(source, -amount), (sink, amount)] for source, amount, sink in batch]
+        body = {"transactions": [{"postings": [{"account": c, "amount": a} for c, a in t]} for t in transactions]}
+        response = self.http.post("/v1/transactions/batch", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+        index, expected = self.model.batch_outcome(transactions)
+        if expected == "ok":
+            assert response.status_code == 201, response.text
+            posted = response.json()["transactions"]
+            assert len(posted) == len(transactions)
+            for postings, transaction in zip(transactions, posted, strict=True):
+                self.model.apply(postings)
+                self.model.transactions[transaction["id"]] = ModelTransaction(postings)
+            return
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["type"] == f"/problems/{expected}"
+        assert problem["detail"].startswith(f"/transactions/{index}: "), problem
 
     @rule(key=keys)
     def retry_with_the_same_key(self, key: str) -> None:
