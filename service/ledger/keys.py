@@ -162,11 +162,16 @@ class KeyCache:
     Trusted only while `live`: the service listens for key changes (`listen_for_key_changes`) and drops
     everything on each one, so a revocation from any process takes effect at once. While the listener is
     not connected, nothing is cached. Entries also age out after `ttl_seconds`, a backstop; expiry is checked
-    on every use. Unknown secrets are never cached."""
+    on every use. Unknown secrets are never cached.
+
+    A lookup that was in flight while the cache was cleared may have read the key before the change: its
+    result is not cached (`generation` tells), or a revocation could be undone by a request that started
+    just before it."""
 
     def __init__(self, *, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
         self.live = False
+        self.generation = 0
         self._entries: dict[bytes, tuple[ApiKey, float]] = {}
 
     def get(self, digest: bytes) -> ApiKey | None:
@@ -179,11 +184,12 @@ class KeyCache:
             return None
         return key
 
-    def put(self, digest: bytes, key: ApiKey) -> None:
-        if self.live and self.ttl_seconds > 0:
+    def put(self, digest: bytes, key: ApiKey, *, read_in_generation: int) -> None:
+        if self.live and self.ttl_seconds > 0 and read_in_generation == self.generation:
             self._entries[digest] = (key, time.monotonic())
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
     def set_live(self, live: bool) -> None:
@@ -197,9 +203,10 @@ async def authenticate_cached(conn_factory: Callable[[], Any], cache: KeyCache, 
     digest = secret_digest(secret)
     key = cache.get(digest)
     if key is None:
+        generation = cache.generation
         async with conn_factory() as conn:
             key = await authenticate(conn, secret=secret)
-        cache.put(digest, key)
+        cache.put(digest, key, read_in_generation=generation)
     elif key.expires_at is not None and key.expires_at <= datetime.now(UTC):
         raise Unauthorized("the API key is not valid")
     return key
