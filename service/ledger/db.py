@@ -68,12 +68,10 @@ def translate_errors() -> Iterator[None]:
             subject = getattr(exc, "detail", None) or ""
             template = _ENGINE_DETAILS.get(sqlstate)
             kind = _ENGINE_REFUSALS[sqlstate]
-            raise kind(
-                where + template.format(subject) if template else (where + kind.title if where else None)
-            ) from None
+            raise kind(where + (template.format(subject) if template else kind.title)) from None
         if constraint in _CONSTRAINT_REFUSALS:
             kind = _CONSTRAINT_REFUSALS[constraint]
-            raise kind(where + kind.title if where else None) from None
+            raise kind(where + kind.title) from None
         if isinstance(exc, asyncpg.exceptions.LockNotAvailableError):
             # Only the idempotency key claim runs with a lock_timeout (0002_post_transaction.sql).
             raise errors.IdempotencyKeyInUse("a request with this key is still in flight; retry shortly") from None

@@ -121,8 +121,8 @@ async def post_transaction(
 ) -> tuple[Transaction, bool]:
     """Post atomically, at most once per idempotency key. Returns the transaction and whether it is a replay
     of an earlier request with the same key; a remembered refusal is raised again, marked `replayed`."""
-    check_postings(postings)
     if reverses is not None:
+        check_postings(postings)
         return await _post_reversal(conn, postings=postings, idempotency=idempotency, actor=actor,
                                     description=description, metadata=metadata or {}, reverses=reverses)  # fmt: skip
     new = NewTransaction(postings, description, reference, metadata or {})
@@ -144,10 +144,22 @@ async def settle(outcome: Outcome, load: Callable[[uuid.UUID], Awaitable[Transac
 async def post_each(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
     """Post independent transactions in one database call and transaction; one outcome each, in order.
 
-    If the call as a whole fails (a race on a reference or a key, a lock wait, an overflow), each
+    A transaction refused without the database (counts, amounts, a non-zero total) is answered so and not
+    sent. If the call as a whole fails (a race on a reference or a key, a lock wait, an overflow), each
     transaction is posted alone, so that one request's trouble is never its neighbours'."""
+    checked: list[Outcome | None] = []
     for submission in submissions:
-        check_postings(submission.transaction.postings)
+        try:
+            check_postings(submission.transaction.postings)
+            checked.append(None)
+        except LedgerError as refusal:
+            checked.append(Refused(refusal))
+    valid = [s for s, outcome in zip(submissions, checked, strict=True) if outcome is None]
+    posted = iter(await _post_checked(conn, valid) if valid else [])
+    return [outcome if outcome is not None else next(posted) for outcome in checked]
+
+
+async def _post_checked(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
     if len(submissions) > 1:
         try:
             return await _post_each_call(conn, submissions)
@@ -185,36 +197,21 @@ async def post_batch(
             raise type(refusal)(f"/transactions/{index}: {refusal.detail}") from None
     if problems:
         raise errors.ValidationFailed(problems)
-    ids = [new_transaction_id() for _ in transactions]
-    postings = [(i, p) for i, t in enumerate(transactions, start=1) for p in t.postings]
-    args = (
-        True, [idempotency.scope], [idempotency.key], [idempotency.fingerprint], idempotency.ttl, _wait(idempotency),
-        ids, [t.description for t in transactions], [t.reference for t in transactions],
-        [t.metadata for t in transactions], [actor.request_id] * len(ids), [actor.trace_id] * len(ids),
-        [t.audit_payload() for t in transactions], [i for i, _ in postings], [p.account for _, p in postings],
-        [p.amount for _, p in postings], [p.currency for _, p in postings], [actor.name] * len(ids),
-    )  # fmt: skip
-    with telemetry.tracer.start_as_current_span("ledger.post_batch") as span:
-        span.set_attribute("ledger.transactions", len(ids))
-        span.set_attribute("ledger.postings", len(postings))
-        span.set_attribute("ledger.atomic", True)
-        try:
-            rows = await _call_engine(conn, sql.POST_BATCH, args)
-        except _REMEMBERED_REFUSALS as refusal:
-            await _remember(conn, idempotency, refusal)
-            raise
+    submissions = [Submission(new, idempotency, actor) for new in transactions]
+    try:
+        rows = await _call_batch_engine(conn, submissions, atomic=True)
+    except _REMEMBERED_REFUSALS as refusal:
+        await _remember(conn, idempotency, refusal)
+        raise
     first = rows[0]
     if first["outcome"] == "replayed":
         if first["refusal_body"] is not None:
             raise errors.from_remembered(first["refusal_body"])
         telemetry.record_posted([], reversal=False, replayed=True)
         return await get_batch(conn, first_transaction_id=first["transaction_id"]), True
-    by_item: dict[int, list[asyncpg.Record]] = {}
-    for row in rows:
-        by_item.setdefault(row["item"], []).append(row)
     posted = []
-    for index, (transaction_id, new) in enumerate(zip(ids, transactions, strict=True), start=1):
-        outcome = _outcome(Submission(new, idempotency, actor, transaction_id), by_item[index])
+    for submission, item_rows in zip(submissions, _rows_by_item(rows, len(submissions)), strict=True):
+        outcome = _outcome(submission, item_rows)
         assert isinstance(outcome, Posted)
         _record(outcome)
         posted.append(outcome.transaction)
@@ -231,14 +228,29 @@ async def get_batch(conn: asyncpg.Connection, *, first_transaction_id: uuid.UUID
 
 
 async def _post_each_call(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
+    rows = await _call_batch_engine(conn, submissions, atomic=False)
+    outcomes: list[Outcome] = []
+    for submission, item_rows in zip(submissions, _rows_by_item(rows, len(submissions)), strict=True):
+        outcome = _outcome(submission, item_rows)
+        outcomes.append(outcome)
+        _record(outcome)
+    return outcomes
+
+
+async def _call_batch_engine(
+    conn: asyncpg.Connection, submissions: list[Submission], *, atomic: bool
+) -> list[asyncpg.Record]:
+    """One `ledger_post_batch` call. All or nothing (`atomic`): the first submission's idempotency key is
+    the batch's; otherwise each submission's own key guards it."""
+    keys = [submissions[0].idempotency] if atomic else [s.idempotency for s in submissions]
     postings = [(i, p) for i, s in enumerate(submissions, start=1) for p in s.transaction.postings]
     args = (
-        False,
-        [s.idempotency.scope for s in submissions],
-        [s.idempotency.key for s in submissions],
-        [s.idempotency.fingerprint for s in submissions],
-        submissions[0].idempotency.ttl,
-        _wait(submissions[0].idempotency),
+        atomic,
+        [k.scope for k in keys],
+        [k.key for k in keys],
+        [k.fingerprint for k in keys],
+        keys[0].ttl,
+        _wait(keys[0]),
         [s.id for s in submissions],
         [s.transaction.description for s in submissions],
         [s.transaction.reference for s in submissions],
@@ -255,16 +267,16 @@ async def _post_each_call(conn: asyncpg.Connection, submissions: list[Submission
     with telemetry.tracer.start_as_current_span("ledger.post_batch") as span:
         span.set_attribute("ledger.transactions", len(submissions))
         span.set_attribute("ledger.postings", len(postings))
-        rows = await _call_engine(conn, sql.POST_BATCH, args)
-    by_item: dict[int, list[asyncpg.Record]] = {}
+        span.set_attribute("ledger.atomic", atomic)
+        return await _call_engine(conn, sql.POST_BATCH, args)
+
+
+def _rows_by_item(rows: list[asyncpg.Record], count: int) -> list[list[asyncpg.Record]]:
+    """The engine's rows, grouped by the (1-based) index of the transaction they answer."""
+    grouped: list[list[asyncpg.Record]] = [[] for _ in range(count)]
     for row in rows:
-        by_item.setdefault(row["item"], []).append(row)
-    outcomes: list[Outcome] = []
-    for index, submission in enumerate(submissions, start=1):
-        outcome = _outcome(submission, by_item[index])
-        outcomes.append(outcome)
-        _record(outcome)
-    return outcomes
+        grouped[row["item"] - 1].append(row)
+    return grouped
 
 
 def _outcome(submission: Submission, rows: list[asyncpg.Record]) -> Outcome:

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from ledger.verify import verify_database
-from tests.api import balance, fund, open_account, problem, transfer
-
-
-@pytest.fixture
-async def ledger(client):
-    await open_account(client, "world", min_balance=None)
-    for code in ("alice", "bob", "carol"):
-        await open_account(client, code)
-    await fund(client, "alice", 100)
-    return client
+from tests.api import balance, fund, problem, transfer
 
 
 async def _batch(client, transactions, key="batch-1"):  # type: ignore[no-untyped-def]

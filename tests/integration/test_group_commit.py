@@ -19,15 +19,6 @@ from tests.api import balance, fund, open_account, post, transfer
 from tests.conftest import AUTH
 
 
-@pytest.fixture
-async def ledger(client):
-    await open_account(client, "world", min_balance=None)
-    for code in ("alice", "bob", "carol"):
-        await open_account(client, code)
-    await fund(client, "alice", 100)
-    return client
-
-
 def _submission(source: str, destination: str, amount: int, key: str, *, reference: str | None = None,
                 scope: str = "test") -> posting.Submission:  # fmt: skip
     postings = [NewPosting(source, -amount), NewPosting(destination, amount)]

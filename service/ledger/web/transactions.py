@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ledger import posting
 from ledger.errors import NotFound
-from ledger.model import NewPosting, Transaction, check_metadata_size, check_postings
+from ledger.model import NewPosting, Transaction, check_metadata_size
 from ledger.web import render
 from ledger.web.auth import actor, api_key_key
 from ledger.web.bodies import idempotency_key, query_limit, query_text, read_json
@@ -49,7 +49,6 @@ async def post_transaction(request: web.Request) -> web.Response:
     body = await read_json(request, TransactionIn)
     check_metadata_size(body.metadata, max_bytes=request.app[settings_key].metadata_size_max_bytes)
     postings = [NewPosting(p.account, p.amount, p.currency) for p in body.postings]
-    check_postings(postings)
     new = posting.NewTransaction(postings, body.description, body.reference, body.metadata)
     outcome = await request.app[committer_key].submit(
         posting.Submission(new, _idempotency(request, body), actor(request))
